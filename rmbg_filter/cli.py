@@ -1,0 +1,105 @@
+"""The ``rmbg-filter`` command line.
+
+Exit status: 0 success; 2 a usage or input error (bad option, missing or
+unreadable input, existing output, unusable model); 1 any other failure;
+130 interrupted. Every error is one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from .compositing import MODE_WORDS, OutputMode, parse_output
+from .errors import InputError, first_line
+
+if TYPE_CHECKING:
+    from .engine import BackgroundRemover
+
+__all__ = ["main"]
+
+PROG = "rmbg-filter"
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _output_mode(text: str) -> OutputMode:
+    try:
+        return parse_output(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", metavar="M",
+                       help="Hub repo id, Hub-layout directory or weights file "
+                            "(default: $RMBG_MODEL, else briaai/RMBG-1.4)")
+    group.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps")
+    group.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"),
+                       help="auto: float16 on CUDA, float32 elsewhere; bfloat16 is the fast CPU mode")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every subcommand."""
+    parser = _Parser(prog=PROG, description="Background removal for images and video with RMBG-1.4.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    image = commands.add_parser("image", help="one picture in, its cut-out out",
+                                description="Remove the background of one picture (PNG, JPEG, ...).")
+    image.add_argument("input", type=Path, metavar="IN")
+    image.add_argument("output", type=Path, metavar="OUT", help="the result; .png keeps the alpha")
+    image.add_argument("--output", dest="mode", type=_output_mode, default=parse_output("rgba"),
+                       metavar="MODE", help=f"{MODE_WORDS} (default rgba)")
+    image.add_argument("-y", "--overwrite", action="store_true", help="replace OUT if it exists")
+    _add_model_options(image)
+    return parser
+
+
+def _load(args: argparse.Namespace) -> BackgroundRemover:
+    """The engine the model options ask for; a refused option is an InputError."""
+    from .engine import load
+
+    try:
+        return load(args.model, device=args.device, dtype=args.dtype)
+    except ValueError as error:
+        raise InputError(str(error)) from error
+
+
+def _run(args: argparse.Namespace) -> None:
+    if args.command == "image":
+        from .image_tool import remove_background_from_image
+
+        remover = _load(args)
+        width, height = remove_background_from_image(remover, args.input, args.output, args.mode,
+                                                     overwrite=args.overwrite)
+        print(f"wrote {args.output} ({width}x{height}, {args.mode.kind})", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        _run(args)
+    except InputError as error:
+        print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:  # anything else is our failure: still one line, status 1
+        print(f"{PROG} {args.command}: error: unexpected {type(error).__name__}: {first_line(error)}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

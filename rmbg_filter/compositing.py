@@ -1,0 +1,96 @@
+"""What to make of a frame and its alpha: the ``--output`` modes.
+
+The words mean the same in every adapter (``image``, ``video``, ``pipe``, the
+GStreamer element): ``rgba`` the frame with the alpha attached; ``alpha`` the
+alpha alone, one gray channel; ``green``, ``color:#RRGGBB``, ``blur`` and
+``image:PATH`` the frame composited over that background, as RGB.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["OutputMode", "composite", "parse_output"]
+
+_HEX = re.compile(r"^#?([0-9A-Fa-f]{6})$")
+GREEN = (0, 177, 64)  # chroma-key green
+MODE_WORDS = "rgba, alpha, green, color:#RRGGBB, blur or image:PATH"
+
+
+@dataclass(frozen=True)
+class OutputMode:
+    """A parsed ``--output``: ``kind`` in rgba/alpha/color/blur/image, and its argument."""
+
+    kind: str
+    color: tuple[int, int, int] = (0, 0, 0)
+    image: Path | None = None
+
+    @property
+    def channels(self) -> int:
+        """Channels of the result: 4 for rgba, 1 for alpha, 3 for a composite."""
+        return {"rgba": 4, "alpha": 1}.get(self.kind, 3)
+
+
+def parse_output(text: str) -> OutputMode:
+    """Parse an ``--output`` word; ValueError with the accepted words otherwise."""
+    word, _, argument = text.partition(":")
+    if text in ("rgba", "alpha", "blur"):
+        return OutputMode(text)
+    if text == "green":
+        return OutputMode("color", color=GREEN)
+    if word == "color" and (match := _HEX.match(argument)):
+        value = int(match.group(1), 16)
+        return OutputMode("color", color=(value >> 16, (value >> 8) & 255, value & 255))
+    if word == "image" and argument:
+        return OutputMode("image", image=Path(argument))
+    raise ValueError(f"output must be {MODE_WORDS}, got {text!r}")
+
+
+def composite(
+    frame: np.ndarray, alpha: np.ndarray, mode: OutputMode, background: np.ndarray | None = None
+) -> np.ndarray:
+    """Apply ``mode`` to one frame (H,W,3) uint8 RGB and its alpha (H,W) uint8.
+
+    Returns (H,W,4) for rgba, (H,W) for alpha, else (H,W,3) uint8 RGB. For the
+    ``image`` mode ``background`` is that picture, (H,W,3) uint8, already
+    fitted to the frame.
+    """
+    if mode.kind == "alpha":
+        return alpha
+    if mode.kind == "rgba":
+        return np.concatenate([frame, alpha[..., None]], axis=2)
+    if mode.kind == "color":
+        behind = np.broadcast_to(np.array(mode.color, dtype=np.float32), frame.shape)
+    elif mode.kind == "blur":
+        behind = box_blur(frame, radius=max(1, max(frame.shape[:2]) // 40))
+    elif background is None:
+        raise ValueError("composite: the image mode needs its background, (H,W,3) uint8")
+    else:
+        behind = background.astype(np.float32)
+    weight = alpha[..., None].astype(np.float32) / 255.0
+    mixed = frame.astype(np.float32) * weight + behind * (1.0 - weight)
+    return np.rint(mixed).astype(np.uint8)
+
+
+def box_blur(frame: np.ndarray, radius: int) -> np.ndarray:
+    """Three passes of a (2*radius+1) box blur, close to a Gaussian; (H,W,C) -> float32 (H,W,C)."""
+    out = frame.astype(np.float32)
+    for _ in range(3):
+        for axis in (0, 1):
+            out = _box_pass(out, radius, axis)
+    return out
+
+
+def _box_pass(values: np.ndarray, radius: int, axis: int) -> np.ndarray:
+    """One running-mean pass along ``axis`` with edges replicated; same shape out."""
+    pad = [(0, 0)] * values.ndim
+    pad[axis] = (radius + 1, radius)
+    cumulative = np.cumsum(np.pad(values, pad, mode="edge"), axis=axis, dtype=np.float64)
+    size = values.shape[axis]
+    upper = np.take(cumulative, np.arange(2 * radius + 1, 2 * radius + 1 + size), axis=axis)
+    lower = np.take(cumulative, np.arange(0, size), axis=axis)
+    return ((upper - lower) / (2 * radius + 1)).astype(np.float32)

@@ -1,0 +1,153 @@
+"""The engine: frames in, alphas out, in batches on the chosen device.
+
+``load()`` is the entry point. The returned BackgroundRemover is called with
+one frame or a batch, or streams any iterable of frames with ``.stream()``,
+where reading, inference and the consumer's own work overlap through bounded
+queues, so memory stays flat however long the stream.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .loading import load_network
+from .network import BriaRMBG
+from .streaming import prefetch
+from .transforms import as_frame_batch, postprocess, preprocess
+
+__all__ = ["Backend", "BackgroundRemover", "load"]
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where and in what precision the network runs."""
+
+    device: torch.device
+    dtype: torch.dtype
+
+    @classmethod
+    def choose(cls, device: str | torch.device = "auto", dtype: str | torch.dtype = "auto") -> Backend:
+        """Resolve ``"auto"``: cuda, then mps, then cpu; float16 on cuda, else float32."""
+        if device == "auto":
+            if torch.cuda.is_available():
+                device = "cuda"
+            elif torch.backends.mps.is_available():
+                device = "mps"
+            else:
+                device = "cpu"
+        try:
+            chosen = torch.device(device)
+        except (RuntimeError, TypeError) as error:
+            raise ValueError(f"load: device must be 'auto', 'cpu', 'cuda[:N]' or 'mps', got {device!r}") from error
+        if chosen.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("load: device 'cuda' asked for, but torch sees no CUDA GPU; use device='cpu'")
+        if dtype == "auto":
+            resolved = torch.float16 if chosen.type == "cuda" else torch.float32
+        elif isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
+            resolved = dtype
+        elif isinstance(dtype, str) and dtype in DTYPES:
+            resolved = DTYPES[dtype]
+        else:
+            raise ValueError(f"load: dtype must be 'auto' or one of {', '.join(DTYPES)}, got {dtype!r}")
+        return cls(chosen, resolved)
+
+
+class BackgroundRemover:
+    """RMBG-1.4 with the seed's transforms around it.
+
+    Call it with one uint8 frame (H,W), (H,W,3) or (H,W,4) to get its alpha
+    (H,W) uint8, or with a batch (N,H,W[,C]) to get (N,H,W); numpy or torch in,
+    numpy out. ``stream()`` does the same for an iterable of frames.
+    """
+
+    def __init__(
+        self,
+        network: BriaRMBG,
+        backend: Backend,
+        *,
+        model_size: tuple[int, int] = (1024, 1024),
+        batch_size: int = 1,
+    ) -> None:
+        self.backend = backend
+        self.model_size = model_size
+        self.batch_size = batch_size
+        self.network = network.to(device=backend.device, dtype=backend.dtype,
+                                  memory_format=torch.channels_last).eval()
+
+    def __call__(self, frames: Any) -> np.ndarray:
+        batch, batched = as_frame_batch(frames)
+        alphas = np.concatenate([
+            self.infer_batch(batch[start:start + self.batch_size])
+            for start in range(0, batch.shape[0], self.batch_size)
+        ])
+        return alphas if batched else alphas[0]
+
+    def infer_batch(self, batch: torch.Tensor) -> np.ndarray:
+        """Alphas (N,H,W) uint8 of checked frames (N,H,W,C) uint8 on any device."""
+        with torch.inference_mode():
+            if self.backend.device.type == "cuda" and batch.device.type == "cpu":
+                batch = batch.pin_memory()
+            pixels = batch.to(self.backend.device, non_blocking=True)
+            side = self.network.matte(preprocess(pixels, self.model_size, self.backend.dtype))
+            return postprocess(side, tuple(batch.shape[1:3])).cpu().numpy()
+
+    def stream(self, frames: Iterable[Any], *, depth: int = 2) -> Iterator[np.ndarray]:
+        """Yield the alpha (H,W) uint8 of every frame of ``frames``, in order.
+
+        Frames are read ``depth`` batches ahead and inferred one batch ahead of
+        the consumer, each in its own thread; consecutive frames of one shape
+        share a batch. Memory is bounded by ``depth`` and the batch size.
+        """
+        batches = prefetch(self._batches(frames), depth, name="rmbg-read")
+        alphas = prefetch((self.infer_batch(b) for b in batches), 1, name="rmbg-infer")
+        for batch_alphas in alphas:
+            yield from batch_alphas
+
+    def _batches(self, frames: Iterable[Any]) -> Iterator[torch.Tensor]:
+        """Group checked frames into batches (N,H,W,C) of one shape, N <= batch_size."""
+        pending: list[torch.Tensor] = []
+        for index, frame in enumerate(frames):
+            tensor, batched = as_frame_batch(frame, name=f"frame {index}")
+            if batched:
+                raise ValueError(f"frame {index} must be one frame (H,W[,C]), got a batch {tuple(tensor.shape)}")
+            if pending and (len(pending) == self.batch_size or pending[0].shape != tensor.shape):
+                yield torch.cat(pending)
+                pending = []
+            pending.append(tensor)
+        if pending:
+            yield torch.cat(pending)
+
+
+def load(
+    model: str | os.PathLike[str] | None = None,
+    *,
+    device: str | torch.device = "auto",
+    dtype: str | torch.dtype = "auto",
+    batch_size: int = 1,
+    model_size: int | tuple[int, int] = 1024,
+    revision: str | None = None,
+) -> BackgroundRemover:
+    """Load RMBG-1.4 and return a BackgroundRemover.
+
+    ``model``: Hub repo id, Hub-layout directory or weights file; None means
+    ``$RMBG_MODEL``, else ``briaai/RMBG-1.4``. ``device``: "auto" (cuda, mps,
+    cpu) or a torch device. ``dtype``: "auto" (float16 on cuda, else float32),
+    "float32", "float16" or "bfloat16". ``model_size``: the network's input,
+    an int or (height, width), default 1024 as the model was trained.
+    """
+    backend = Backend.choose(device, dtype)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"load: batch_size must be a positive int, got {batch_size!r}")
+    size = (model_size, model_size) if isinstance(model_size, int) else tuple(model_size)
+    if len(size) != 2 or not all(isinstance(s, int) and s >= 32 for s in size):
+        raise ValueError(f"load: model_size must be an int or (height, width) of ints >= 32, got {model_size!r}")
+    return BackgroundRemover(load_network(model, revision=revision), backend,
+                             model_size=size, batch_size=batch_size)

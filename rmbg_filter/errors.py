@@ -1,0 +1,22 @@
+"""The errors this package raises for problems a user can fix.
+
+The CLI prints their message as one line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+__all__ = ["InputError", "ModelLoadError", "first_line"]
+
+
+class InputError(Exception):
+    """Bad input from the user (a file, an option, a stream): one line says what and what to do."""
+
+
+class ModelLoadError(InputError):
+    """The model could not be found, read or matched to RMBG-1.4."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-empty line of an exception's message, or its type name."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__

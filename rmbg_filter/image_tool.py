@@ -1,0 +1,60 @@
+"""``rmbg-filter image``: one picture in, its cut-out (or mask, or composite) out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .compositing import OutputMode, composite
+from .engine import BackgroundRemover
+from .errors import InputError
+from .safe_output import atomic_output
+
+__all__ = ["read_rgb", "remove_background_from_image"]
+
+
+def read_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Read a picture as (H,W,3) uint8 RGB, turned upright by its EXIF orientation.
+
+    With ``size`` (width, height) it is resized to that (for backgrounds).
+    Raises InputError for a missing or unreadable file.
+    """
+    if not path.is_file():
+        raise InputError(f"input not found: {path}")
+    try:
+        with Image.open(path) as picture:
+            upright = ImageOps.exif_transpose(picture).convert("RGB")
+    except (UnidentifiedImageError, OSError) as error:
+        raise InputError(f"cannot read {path} as an image ({error}); give a PNG or JPEG file") from error
+    if size is not None and upright.size != size:
+        upright = upright.resize(size, Image.Resampling.BILINEAR)
+    return np.asarray(upright)
+
+
+def remove_background_from_image(
+    remover: BackgroundRemover, source: Path, destination: Path, mode: OutputMode, *, overwrite: bool
+) -> tuple[int, int]:
+    """Write ``destination`` (format by its suffix) for ``source``; returns (width, height)."""
+    image_format = _format_for(destination)
+    frame = read_rgb(source)
+    height, width = frame.shape[:2]
+    background = read_rgb(mode.image, (width, height)) if mode.image is not None else None
+    with atomic_output(destination, overwrite=overwrite) as temporary:
+        result = composite(frame, remover(frame), mode, background)
+        try:
+            Image.fromarray(result).save(temporary, format=image_format)
+        except (OSError, ValueError, KeyError) as error:
+            raise InputError(f"cannot write {destination} with --output {mode.kind} ({error}); "
+                             "use .png for rgba and alpha") from error
+    return width, height
+
+
+def _format_for(destination: Path) -> str:
+    """Pillow's format name for the destination's suffix; InputError if none."""
+    extension = destination.suffix.lower()
+    registered = Image.registered_extensions()
+    if extension not in registered:
+        raise InputError(f"cannot tell the image format of {destination}; end it in .png (or .jpg for composites)")
+    return registered[extension]

@@ -1,0 +1,93 @@
+"""The seed's pre- and postprocess, as batched tensor operations on any device.
+
+preprocess:  uint8 frames (N,H,W,C) -> float (N,3,h,w): bilinear resize to the
+             model size (align_corners=False), /255, minus 0.5 (std 1.0).
+postprocess: side 1 (N,1,h,w) in [0,1] -> uint8 alpha (N,H,W): bilinear resize
+             back, per-frame min-max stretch, *255, truncation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["as_frame_batch", "postprocess", "preprocess"]
+
+#: Below this spread (max - min) a side map counts as constant: it is not
+#: stretched (that would divide by zero) but used as it is.
+FLAT_SPREAD = 1e-6
+
+
+def as_frame_batch(frames: Any, name: str = "frames") -> tuple[torch.Tensor, bool]:
+    """Check one frame or a batch of frames and view it as (N,H,W,C) uint8.
+
+    Accepts numpy arrays or torch tensors of dtype uint8, shaped (H,W), (H,W,3),
+    (H,W,4), or a batch (N,H,W), (N,H,W,3), (N,H,W,4). A 3-dimensional array is
+    one frame when its last axis is 3 or 4, otherwise a batch of gray frames.
+    Returns the tensor (sharing memory when it can) and whether the input was a
+    batch. Raises TypeError/ValueError naming ``name`` for anything else.
+    """
+    if isinstance(frames, np.ndarray):
+        if frames.dtype != np.uint8:
+            raise TypeError(f"{name} must be uint8, got {frames.dtype}")
+        tensor = torch.from_numpy(np.ascontiguousarray(frames))
+    elif isinstance(frames, torch.Tensor):
+        if frames.dtype != torch.uint8:
+            raise TypeError(f"{name} must be uint8, got {frames.dtype}")
+        tensor = frames
+    else:
+        raise TypeError(
+            f"{name} must be a numpy array or torch tensor of uint8, got {type(frames).__name__}"
+        )
+    if tensor.ndim == 2:
+        tensor, batched = tensor[None, :, :, None], False
+    elif tensor.ndim == 3 and tensor.shape[-1] in (3, 4):
+        tensor, batched = tensor[None], False
+    elif tensor.ndim == 3:
+        tensor, batched = tensor[..., None], True
+    elif tensor.ndim == 4 and tensor.shape[-1] in (1, 3, 4):
+        batched = True
+    else:
+        raise ValueError(
+            f"{name} must be shaped (H,W), (H,W,3), (H,W,4) or a batch (N,H,W[,C]) "
+            f"with C in 1, 3, 4; got {tuple(tensor.shape)}"
+        )
+    if tensor.shape[0] == 0 or tensor.shape[1] == 0 or tensor.shape[2] == 0:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(tensor.shape)}")
+    return tensor, batched
+
+
+def preprocess(frames: torch.Tensor, size: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
+    """Turn uint8 frames (N,H,W,C), C in 1/3/4, into the network input.
+
+    Gray is replicated to three channels; a fourth (alpha) channel is dropped.
+    Returns (N,3,size[0],size[1]) of ``dtype``, values in [-0.5, 0.5], in the
+    channels_last memory format, on the frames' device. The arithmetic is done
+    in float32 in the seed's order (resize, /255, -0.5), then cast.
+    """
+    rgb = frames[..., :3] if frames.shape[-1] >= 3 else frames.expand(-1, -1, -1, 3)
+    pixels = rgb.permute(0, 3, 1, 2).float()
+    resized = F.interpolate(pixels, size=size, mode="bilinear", align_corners=False)
+    normalised = resized / 255.0 - 0.5
+    return normalised.to(dtype=dtype, memory_format=torch.channels_last)
+
+
+def postprocess(side: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Turn the network's side 1 (N,1,h,w), values in [0,1], into uint8 alpha (N,H,W).
+
+    Bilinear resize to ``size`` (H,W) in float32, then per frame
+    ``(x - min) / (max - min) * 255`` truncated to uint8, as the seed does. A
+    frame whose map is constant (spread below FLAT_SPREAD, e.g. a blank frame)
+    is not stretched: its alpha is ``x * 255``.
+    """
+    resized = F.interpolate(side.float(), size=size, mode="bilinear", align_corners=False)[:, 0]
+    flat = resized.flatten(1)
+    low = flat.min(dim=1).values[:, None, None]
+    high = flat.max(dim=1).values[:, None, None]
+    spread = high - low
+    flat_frame = spread < FLAT_SPREAD
+    stretched = (resized - torch.where(flat_frame, 0.0, low)) / torch.where(flat_frame, 1.0, spread)
+    return (stretched * 255).clamp_(0, 255).to(torch.uint8)

@@ -1,0 +1,71 @@
+"""Shared fixtures: the deterministic checkpoint saved in every layout the loader reads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from recipe import FIXTURES, recipe_state_dict
+from safetensors.torch import save_file
+
+from rmbg_filter import BriaRMBG, RMBGConfig
+
+# config.json as published with RMBG-1.4 (auto_map names remote code we never run)
+PUBLISHED_CONFIG = {
+    "_name_or_path": "briaai/RMBG-1.4",
+    "architectures": ["BriaRMBG"],
+    "auto_map": {"AutoConfig": "MyConfig.RMBGConfig", "AutoModelForImageSegmentation": "briarmbg.BriaRMBG"},
+    "custom_pipelines": {"image-segmentation": {"impl": "MyPipe.RMBGPipe", "pt": ["AutoModelForImageSegmentation"]}},
+    "in_ch": 3,
+    "model_type": "SegformerForSemanticSegmentation",
+    "out_ch": 1,
+    "torch_dtype": "float32",
+    "transformers_version": "4.38.0.dev0",
+}
+
+
+@pytest.fixture(scope="session")
+def parity() -> dict[str, np.ndarray]:
+    """The reference outputs of tests/fixtures/rmbg14_parity.npz."""
+    with np.load(FIXTURES / "rmbg14_parity.npz") as data:
+        return dict(data)
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The recipe's weights saved as the Hub publishes them.
+
+    Keys: ``hub`` a directory written by save_pretrained, ``published`` a
+    directory with the published config.json and model.safetensors, and the
+    single files ``safetensors``, ``pth``, ``bin``.
+    """
+    root = tmp_path_factory.mktemp("checkpoints")
+    state = recipe_state_dict()
+    network = BriaRMBG(RMBGConfig())
+    network.load_state_dict(state, strict=True)
+    network.save_pretrained(root / "hub")
+    published = root / "published"
+    published.mkdir()
+    (published / "config.json").write_text(json.dumps(PUBLISHED_CONFIG))
+    save_file(state, published / "model.safetensors")
+    save_file(state, root / "model.safetensors")
+    torch.save(state, root / "model.pth")
+    torch.save(state, root / "pytorch_model.bin")
+    return {
+        "hub": root / "hub",
+        "published": published,
+        "safetensors": root / "model.safetensors",
+        "pth": root / "model.pth",
+        "bin": root / "pytorch_model.bin",
+    }
+
+
+@pytest.fixture(scope="session")
+def remover_small(checkpoints: dict[str, Path]):
+    """The engine on the deterministic weights at a 64x64 model size, for fast tests."""
+    from rmbg_filter import load
+
+    return load(checkpoints["safetensors"], device="cpu", model_size=64, batch_size=3)
