@@ -112,19 +112,27 @@ class BackgroundRemover:
             yield from batch_alphas
 
     def _batches(self, frames: Iterable[Any]) -> Iterator[torch.Tensor]:
-        """Group checked frames into batches (N,H,W,C) of one shape, N <= batch_size."""
+        """Group checked frames into batches (N,H,W,C) of one shape, N <= batch_size.
+
+        When ``frames`` raises (or a frame is refused), the frames before it are
+        still yielded, then the error is raised.
+        """
         pending: list[torch.Tensor] = []
-        for index, frame in enumerate(frames):
-            tensor, batched = as_frame_batch(frame, name=f"frame {index}")
-            if batched:
-                raise ValueError(f"frame {index} must be one frame (H,W[,C]), got a batch {tuple(tensor.shape)}")
-            if pending and (len(pending) == self.batch_size or pending[0].shape != tensor.shape):
+        try:
+            for index, frame in enumerate(frames):
+                tensor, batched = as_frame_batch(frame, name=f"frame {index}")
+                if batched:
+                    raise ValueError(f"frame {index} must be one frame (H,W[,C]), got a batch {tuple(tensor.shape)}")
+                if pending and (len(pending) == self.batch_size or pending[0].shape != tensor.shape):
+                    yield torch.cat(pending)
+                    pending = []
+                pending.append(tensor)
+        except Exception:
+            if pending:
                 yield torch.cat(pending)
-                pending = []
-            pending.append(tensor)
+            raise
         if pending:
             yield torch.cat(pending)
-
 
 def load(
     model: str | os.PathLike[str] | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -36,25 +37,35 @@ def read_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
 def remove_background_from_image(
     remover: BackgroundRemover, source: Path, destination: Path, mode: OutputMode, *, overwrite: bool
 ) -> tuple[int, int]:
-    """Write ``destination`` (format by its suffix) for ``source``; returns (width, height)."""
-    image_format = _format_for(destination)
+    """Write ``destination`` (format by its suffix) for ``source``; returns (width, height).
+
+    Every check (input, background, output format, existing output) is made
+    before the network runs.
+    """
+    image_format = _writable_format(destination, mode)
     frame = read_rgb(source)
     height, width = frame.shape[:2]
     background = read_rgb(mode.image, (width, height)) if mode.image is not None else None
     with atomic_output(destination, overwrite=overwrite) as temporary:
         result = composite(frame, remover(frame), mode, background)
-        try:
-            Image.fromarray(result).save(temporary, format=image_format)
-        except (OSError, ValueError, KeyError) as error:
-            raise InputError(f"cannot write {destination} with --output {mode.kind} ({error}); "
-                             "use .png for rgba and alpha") from error
+        Image.fromarray(result).save(temporary, format=image_format)
     return width, height
 
 
-def _format_for(destination: Path) -> str:
-    """Pillow's format name for the destination's suffix; InputError if none."""
-    extension = destination.suffix.lower()
+def _writable_format(destination: Path, mode: OutputMode) -> str:
+    """Pillow's format for the destination's suffix, if it can hold what ``mode`` makes.
+
+    Raises InputError for an unknown suffix or a format without the needed
+    channels (an RGBA JPEG), found by saving a 1x1 picture to memory.
+    """
     registered = Image.registered_extensions()
-    if extension not in registered:
+    image_format = registered.get(destination.suffix.lower())
+    if image_format is None:
         raise InputError(f"cannot tell the image format of {destination}; end it in .png (or .jpg for composites)")
-    return registered[extension]
+    picture_mode = {4: "RGBA", 1: "L", 3: "RGB"}[mode.channels]
+    try:
+        Image.new(picture_mode, (1, 1)).save(io.BytesIO(), format=image_format)
+    except (OSError, ValueError, KeyError) as error:
+        raise InputError(f"cannot write {destination} with --output {mode.kind} ({error}); "
+                         "use .png for rgba and alpha") from error
+    return image_format

@@ -42,11 +42,11 @@ def resolve_model(model: str | os.PathLike[str] | None) -> str | Path:
         model = os.environ.get(MODEL_ENV) or DEFAULT_MODEL
     text = os.fspath(model)
     path = Path(text).expanduser()
-    if isinstance(model, os.PathLike) or path.exists():
-        return path
     looks_local = text.startswith(("/", ".", "~")) or text.lower().endswith(WEIGHT_SUFFIXES)
-    if looks_local or not _REPO_ID.match(text):
-        raise ModelLoadError(f"model not found: {text} is neither a file, a directory nor a Hub repo id; {_HOW}")
+    if isinstance(model, os.PathLike) or path.exists() or looks_local or not _REPO_ID.match(text):
+        if not path.exists():
+            raise ModelLoadError(f"model not found: {text} is neither a file, a directory nor a Hub repo id; {_HOW}")
+        return path
     return text
 
 
@@ -56,29 +56,61 @@ def load_network(
     """Load RMBG-1.4 in float32 on the CPU, in eval mode, every tensor matched by name and shape."""
     source = resolve_model(model)
     if isinstance(source, str):
-        return _from_pretrained(source, revision=revision)
-    if not source.exists():
-        raise ModelLoadError(f"model path not found: {source}; {_HOW}")
-    if source.is_dir():
-        if (source / "config.json").is_file():
-            return _from_pretrained(str(source), revision=None)
-        for name in WEIGHT_FILES:
-            if (source / name).is_file():
-                return _from_file(source / name)
+        source = _download(source, revision)
+    if not source.is_dir():
+        return _from_file(source)
+    if not (source / "config.json").is_file():
+        weights = _weights_in(source)
+        if weights is None:
+            raise ModelLoadError(
+                f"{source} holds no config.json and none of {', '.join(WEIGHT_FILES)}; "
+                "point --model at an RMBG-1.4 directory or weights file"
+            )
+        return _from_file(weights)
+    return _from_directory(source)
+
+
+def _weights_in(directory: Path) -> Path | None:
+    """The first of WEIGHT_FILES present in ``directory``, or None."""
+    return next((directory / n for n in WEIGHT_FILES if (directory / n).is_file()), None)
+
+
+def _download(repo_id: str, revision: str | None) -> Path:
+    """The local snapshot of a Hub repo (config.json and one weights file), from the cache or the network.
+
+    Honours the Hub client's cache and ``HF_HUB_OFFLINE``; no code file is fetched.
+    """
+    from huggingface_hub import snapshot_download
+
+    try:
+        with _quiet_loggers():
+            folder = Path(snapshot_download(repo_id, revision=revision,
+                                            allow_patterns=["config.json", "model.safetensors"]))
+            if not (folder / "model.safetensors").is_file():
+                folder = Path(snapshot_download(repo_id, revision=revision,
+                                                allow_patterns=["config.json", "pytorch_model.bin"]))
+    except Exception as error:  # offline, unknown repo, revision or host: all told the same way
         raise ModelLoadError(
-            f"{source} holds no config.json and none of {', '.join(WEIGHT_FILES)}; "
-            "point --model at an RMBG-1.4 directory or weights file"
-        )
-    return _from_file(source)
+            f"cannot load model '{repo_id}' from the Hugging Face Hub ({first_line(error)}); {_HOW}"
+        ) from error
+    return folder
 
 
 def _from_file(path: Path) -> BriaRMBG:
     """Build the network and load one weights file into it strictly."""
+    network = BriaRMBG(RMBGConfig())
+    state = _read_state(path)
+    _check_tensors(path, network, {name: tuple(tensor.shape) for name, tensor in state.items()})
+    network.load_state_dict(state, strict=False)
+    return network.eval()
+
+
+def _read_state(path: Path) -> dict[str, torch.Tensor]:
+    """Read a weights file as a state dict on the CPU; pickles with ``weights_only=True``."""
     suffix = path.suffix.lower()
     if suffix not in WEIGHT_SUFFIXES:
         raise ModelLoadError(
-            f"{path}: unsupported weights file type {suffix or '(none)'}; "
-            "expected .safetensors, .pth or .bin"
+            f"{path}: unsupported weights file type {suffix or '(none)'}; expected .safetensors, .pth or .bin"
         )
     try:
         if suffix == ".safetensors":
@@ -86,70 +118,81 @@ def _from_file(path: Path) -> BriaRMBG:
 
             state = load_file(path, device="cpu")
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:  # every reader fails differently on a bad file
-        raise ModelLoadError(f"{path}: not a readable weights file ({first_line(error)}); "
-                             "re-download the RMBG-1.4 checkpoint") from error
+        raise ModelLoadError(
+            f"{path}: not a readable weights file ({first_line(error)}); re-download the RMBG-1.4 checkpoint"
+        ) from error
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelLoadError(f"{path}: holds no plain state dict of tensors; expected an RMBG-1.4 checkpoint")
-    network = BriaRMBG(RMBGConfig())
-    _check_names(path, network, set(state))
+    return dict(state)
+
+
+def _from_directory(directory: Path) -> BriaRMBG:
+    """Load a Hub-layout directory through transformers, after checking its tensors ourselves."""
+    weights = _weights_in(directory)
+    if weights is None or weights.name == "model.pth":
+        raise ModelLoadError(f"{directory}: config.json found but no model.safetensors or pytorch_model.bin; "
+                             "point --model at the weights file itself")
+    _check_tensors(weights, BriaRMBG(RMBGConfig()), _stored_shapes(weights))
     try:
-        network.load_state_dict(state, strict=False)
-    except RuntimeError as error:  # shapes differ
-        raise ModelLoadError(f"{path}: tensor shapes do not fit RMBG-1.4 ({first_line(error)})") from error
+        with _quiet_loggers(bars=False):
+            network = BriaRMBG.from_pretrained(directory, dtype=torch.float32)
+    except Exception as error:  # a corrupt config or weights file surfaces as many types
+        raise ModelLoadError(f"{directory}: not a usable RMBG-1.4 checkpoint ({first_line(error)})") from error
     return network.eval()
 
 
-def _check_names(path: Path | str, network: BriaRMBG, names: set[str]) -> None:
-    """Raise unless ``names`` are exactly the network's (counters may be missing)."""
-    expected = set(network.state_dict())
-    missing = sorted(n for n in expected - names if not n.endswith("num_batches_tracked"))
-    unexpected = sorted(names - expected)
+def _stored_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the tensors in a weights file (a safetensors header is read alone)."""
+    if weights.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(weights, framework="pt") as handle:
+                return {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}  # noqa: SIM118
+        except Exception as error:  # a truncated or foreign header
+            raise ModelLoadError(f"{weights}: not a readable weights file ({first_line(error)}); "
+                                 "re-download the RMBG-1.4 checkpoint") from error
+    return {name: tuple(tensor.shape) for name, tensor in _read_state(weights).items()}
+
+
+def _check_tensors(source: Path | str, network: BriaRMBG, shapes: Mapping[str, tuple[int, ...]]) -> None:
+    """Raise unless ``shapes`` (name -> shape) are exactly the network's tensors.
+
+    Batch-norm counters (``num_batches_tracked``) may be missing.
+    """
+    expected = {name: tuple(tensor.shape) for name, tensor in network.state_dict().items()}
+    missing = sorted(n for n in expected.keys() - shapes.keys() if not n.endswith("num_batches_tracked"))
+    unexpected = sorted(shapes.keys() - expected.keys())
     if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing {missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
-        if unexpected:
-            parts.append(f"unexpected {unexpected[0]}"
-                         + (f" and {len(unexpected) - 1} more" if len(unexpected) > 1 else ""))
-        raise ModelLoadError(f"{path}: not an RMBG-1.4 checkpoint: {'; '.join(parts)}")
-
-
-def _from_pretrained(name: str, *, revision: str | None) -> BriaRMBG:
-    """Load through transformers (Hub id or Hub-layout directory) and check every tensor."""
-    try:
-        with _quiet_hub():
-            network, info = BriaRMBG.from_pretrained(
-                name, revision=revision, output_loading_info=True, dtype=torch.float32
-            )
-    except OSError as error:
-        if Path(name).is_dir():
-            raise ModelLoadError(f"{name}: cannot load ({first_line(error)}); "
-                                 f"expected config.json with {' or '.join(WEIGHT_FILES[:2])}") from error
-        raise ModelLoadError(
-            f"cannot load model '{name}' from the Hugging Face Hub (offline, or not cached); {_HOW}"
-        ) from error
-    except Exception as error:  # a corrupt file or mismatched shapes surface as many types
-        raise ModelLoadError(f"{name}: not a usable RMBG-1.4 checkpoint ({first_line(error)})") from error
-    missing = [n for n in info["missing_keys"] if not n.endswith("num_batches_tracked")]
-    if missing or info["unexpected_keys"] or info["mismatched_keys"]:
-        loaded = (set(network.state_dict()) - set(missing)) | set(info["unexpected_keys"])
-        _check_names(name, network, loaded)
-        raise ModelLoadError(f"{name}: tensor shapes do not fit RMBG-1.4: {info['mismatched_keys'][:1]}")
-    return network.eval()
+        parts = [f"{word} {names[0]}" + (f" and {len(names) - 1} more" if len(names) > 1 else "")
+                 for word, names in (("missing", missing), ("unexpected", unexpected)) if names]
+        raise ModelLoadError(f"{source}: not an RMBG-1.4 checkpoint: {'; '.join(parts)}")
+    for name, shape in shapes.items():
+        if shape != expected[name]:
+            raise ModelLoadError(f"{source}: not an RMBG-1.4 checkpoint: {name} has shape {list(shape)}, "
+                                 f"RMBG-1.4 has {list(expected[name])}")
 
 
 @contextlib.contextmanager
-def _quiet_hub() -> Iterator[None]:
-    """Silence the Hub client's retry chatter: the error we raise says it in one line."""
+def _quiet_loggers(*, bars: bool = True) -> Iterator[None]:
+    """Silence the Hub client's retry chatter and transformers' load report; with ``bars=False``
+    its progress bar too (a download keeps its bar). The error we raise says what matters in one line.
+    """
+    from transformers.utils import logging as transformers_logging
+
     loggers = [logging.getLogger(name) for name in ("huggingface_hub", "transformers")]
     levels = [logger.level for logger in loggers]
+    bar_was_enabled = transformers_logging.is_progress_bar_enabled()
     for logger in loggers:
         logger.setLevel(logging.ERROR)
+    if not bars:
+        transformers_logging.disable_progress_bar()
     try:
         yield
     finally:
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
-
+        if bar_was_enabled and not bars:
+            transformers_logging.enable_progress_bar()

@@ -33,7 +33,8 @@ def as_frame_batch(frames: Any, name: str = "frames") -> tuple[torch.Tensor, boo
     if isinstance(frames, np.ndarray):
         if frames.dtype != np.uint8:
             raise TypeError(f"{name} must be uint8, got {frames.dtype}")
-        tensor = torch.from_numpy(np.ascontiguousarray(frames))
+        # torch cannot wrap a read-only array (e.g. one from a decoder): copy it
+        tensor = torch.from_numpy(np.ascontiguousarray(frames) if frames.flags.writeable else frames.copy())
     elif isinstance(frames, torch.Tensor):
         if frames.dtype != torch.uint8:
             raise TypeError(f"{name} must be uint8, got {frames.dtype}")

@@ -1,0 +1,67 @@
+"""prefetch: order, bounded look-ahead, errors handed over, early stop."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from rmbg_filter.streaming import prefetch
+
+
+def test_order_and_completeness() -> None:
+    assert list(prefetch(range(100), depth=3)) == list(range(100))
+    assert list(prefetch([], depth=1)) == []
+
+
+def test_look_ahead_is_bounded_by_depth() -> None:
+    produced = 0
+
+    def source() -> Iterator[int]:
+        nonlocal produced
+        for value in range(50):
+            produced += 1
+            yield value
+
+    for consumed, _ in enumerate(prefetch(source(), depth=4), start=1):
+        time.sleep(0.002)  # a slow consumer: the producer runs ahead as far as it may
+        # queued (depth) + one the producer holds while the queue is full
+        assert produced - consumed <= 4 + 1
+
+
+def test_error_reaches_the_consumer_after_the_items_before_it() -> None:
+    def source() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise RuntimeError("boom")
+
+    seen = []
+    with pytest.raises(RuntimeError, match="boom"):
+        for value in prefetch(source()):
+            seen.append(value)
+    assert seen == [1, 2]
+
+
+def test_closing_early_stops_and_closes_the_source() -> None:
+    closed = threading.Event()
+
+    def source() -> Iterator[int]:
+        try:
+            value = 0
+            while True:
+                yield value
+                value += 1
+        finally:
+            closed.set()
+
+    stream = prefetch(source(), depth=2)
+    assert next(stream) == 0
+    stream.close()
+    assert closed.wait(timeout=5)
+
+
+def test_depth_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="depth must be at least 1, got 0"):
+        list(prefetch([1], depth=0))
