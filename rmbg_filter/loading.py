@@ -101,7 +101,7 @@ def _from_file(path: Path) -> BriaRMBG:
     network = BriaRMBG(RMBGConfig())
     state = _read_state(path)
     _check_tensors(path, network, {name: tuple(tensor.shape) for name, tensor in state.items()})
-    network.load_state_dict(state, strict=False)
+    network.load_state_dict(state, strict=True)
     return network.eval()
 
 
@@ -192,7 +192,7 @@ def _quiet_loggers(*, bars: bool = True) -> Iterator[None]:
     try:
         yield
     finally:
-        for logger, level in zip(loggers, levels):
+        for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
         if bar_was_enabled and not bars:
             transformers_logging.enable_progress_bar()

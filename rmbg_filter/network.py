@@ -157,7 +157,7 @@ class BriaRMBG(PreTrainedModel):
         decoders = (self.stage5d, self.stage4d, self.stage3d, self.stage2d, self.stage1d)
         features = [encoded[5]]
         hx = encoded[5]
-        for stage, skip in zip(decoders, reversed(encoded[:5])):
+        for stage, skip in zip(decoders, reversed(encoded[:5]), strict=True):
             hx = stage(torch.cat((_upsample_to(hx, skip), skip), 1))
             features.insert(0, hx)
         return features

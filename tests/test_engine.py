@@ -44,7 +44,7 @@ def test_a_batch_gives_what_its_frames_give_one_by_one(remover_small) -> None:
     frames = RNG.integers(0, 256, (5, 41, 67, 3), dtype=np.uint8)
     batch = remover_small(frames)
     assert batch.shape == (5, 41, 67) and batch.dtype == np.uint8
-    for frame, alpha in zip(frames, batch):
+    for frame, alpha in zip(frames, batch, strict=True):
         assert np.abs(remover_small(frame).astype(int) - alpha).max() <= 1
 
 
@@ -63,7 +63,7 @@ def test_stream_yields_every_alpha_in_order_across_sizes(remover_small) -> None:
               for h, w in [(17, 23)] * 4 + [(31, 9)] * 2 + [(17, 23)]]
     streamed = list(remover_small.stream(iter(frames)))
     assert len(streamed) == len(frames)
-    for frame, alpha in zip(frames, streamed):
+    for frame, alpha in zip(frames, streamed, strict=True):
         np.testing.assert_array_equal(alpha, remover_small(frame))
 
 
