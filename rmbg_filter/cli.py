@@ -8,18 +8,22 @@ unreadable input, existing output, unusable model); 1 any other failure;
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
-from .compositing import MODE_WORDS, OutputMode, parse_output
+from .compositing import MODE_WORDS, parse_output
 from .errors import InputError, first_line
+from .pipe import PIXEL_FORMATS, parse_size
 
 if TYPE_CHECKING:
     from .engine import BackgroundRemover
 
 __all__ = ["main"]
+
+T = TypeVar("T")
 
 PROG = "rmbg-filter"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -32,11 +36,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _output_mode(text: str) -> OutputMode:
-    try:
-        return parse_output(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from error
+def _checked(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """An argparse type from a parser that raises ValueError: its message becomes the usage error."""
+
+    def convert(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from error
+
+    return convert
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -57,10 +66,24 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Remove the background of one picture (PNG, JPEG, ...).")
     image.add_argument("input", type=Path, metavar="IN")
     image.add_argument("output", type=Path, metavar="OUT", help="the result; .png keeps the alpha")
-    image.add_argument("--output", dest="mode", type=_output_mode, default=parse_output("rgba"),
+    image.add_argument("--output", dest="mode", type=_checked(parse_output), default=parse_output("rgba"),
                        metavar="MODE", help=f"{MODE_WORDS} (default rgba)")
     image.add_argument("-y", "--overwrite", action="store_true", help="replace OUT if it exists")
     _add_model_options(image)
+
+    pipe = commands.add_parser(
+        "pipe", help="raw or y4m frames on stdin, frames on stdout (for ffmpeg)",
+        description="Filter raw frames (--size, --pix-fmt) or a y4m stream (detected by its header) from stdin "
+                    "to stdout, frame for frame.")
+    pipe.add_argument("--size", type=_checked(parse_size), metavar="WxH",
+                      help="frame size of raw input (y4m input carries its own)")
+    pipe.add_argument("--pix-fmt", choices=tuple(PIXEL_FORMATS), help="pixel format of raw input (default rgb24)")
+    pipe.add_argument("--output", dest="mode", type=_checked(parse_output), default=parse_output("alpha"),
+                      metavar="MODE", help=f"{MODE_WORDS} (default alpha: ffmpeg's gray; rgba: rgba; "
+                                           "composites: rgb24)")
+    pipe.add_argument("--out-format", choices=("raw", "y4m"), default="raw",
+                      help="raw frames (default) or y4m (C mono, for --output alpha)")
+    _add_model_options(pipe)
     return parser
 
 
@@ -82,6 +105,11 @@ def _run(args: argparse.Namespace) -> None:
         width, height = remove_background_from_image(remover, args.input, args.output, args.mode,
                                                      overwrite=args.overwrite)
         print(f"wrote {args.output} ({width}x{height}, {args.mode.kind})", file=sys.stderr)
+    elif args.command == "pipe":
+        from .pipe import PipeOptions, run_pipe
+
+        options = PipeOptions(args.size, args.pix_fmt, args.mode, args.out_format == "y4m")
+        run_pipe(_load(args), options, sys.stdin.buffer, sys.stdout.buffer)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -92,6 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as error:
         print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # the reader downstream has gone: stop quietly, as head(1)'s writers do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -106,10 +106,18 @@ class BackgroundRemover:
         the consumer, each in its own thread; consecutive frames of one shape
         share a batch. Memory is bounded by ``depth`` and the batch size.
         """
+        for _, alpha in self.stream_pairs(frames, depth=depth):
+            yield alpha
+
+    def stream_pairs(self, frames: Iterable[Any], *, depth: int = 2) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """As ``stream()``, yielding ``(frame, alpha)``: the checked frame (H,W,C) uint8 beside its alpha.
+
+        For adapters that composite or encode the frame with its alpha.
+        """
         batches = prefetch(self._batches(frames), depth, name="rmbg-read")
-        alphas = prefetch((self.infer_batch(b) for b in batches), 1, name="rmbg-infer")
-        for batch_alphas in alphas:
-            yield from batch_alphas
+        results = prefetch(((b, self.infer_batch(b)) for b in batches), 1, name="rmbg-infer", join=True)
+        for batch, alphas in results:
+            yield from zip(batch.cpu().numpy(), alphas, strict=True)
 
     def _batches(self, frames: Iterable[Any]) -> Iterator[torch.Tensor]:
         """Group checked frames into batches (N,H,W,C) of one shape, N <= batch_size.

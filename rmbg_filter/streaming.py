@@ -27,12 +27,14 @@ class _End:
         self.error = error
 
 
-def prefetch(items: Iterable[T], depth: int = 2, name: str = "rmbg-prefetch") -> Iterator[T]:
+def prefetch(items: Iterable[T], depth: int = 2, name: str = "rmbg-prefetch", *, join: bool = False) -> Iterator[T]:
     """Yield ``items`` in order while a daemon thread computes up to ``depth`` ahead.
 
     An exception raised by ``items`` is re-raised here, in the consumer. When the
     consumer stops early (the generator is closed), the thread stops at its
-    next item instead of running on.
+    next item instead of running on; with ``join`` the close waits for that, so
+    no work (a network running in torch) is left running at interpreter exit.
+    Leave ``join`` off for a thread that may block on I/O (reading stdin).
     """
     if depth < 1:
         raise ValueError(f"prefetch: depth must be at least 1, got {depth}")
@@ -75,3 +77,5 @@ def prefetch(items: Iterable[T], depth: int = 2, name: str = "rmbg-prefetch") ->
             yield item
     finally:
         stop.set()
+        if join:
+            worker.join()

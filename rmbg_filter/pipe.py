@@ -1,0 +1,114 @@
+"""``rmbg-filter pipe``: raw or y4m frames on stdin, raw or y4m frames on stdout, frame for frame.
+
+Each output frame is written and flushed as soon as its alpha is ready, so
+``ffmpeg ... - | rmbg-filter pipe ... | ffmpeg ... -i -`` streams.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+
+from .compositing import OutputMode, composite
+from .engine import BackgroundRemover
+from .errors import InputError
+from .rawio import read_exact
+from .y4m import MAX_SIDE, SIGNATURE, mono_header, read_header, y4m_frames
+
+__all__ = ["PIXEL_FORMATS", "PipeOptions", "parse_size", "run_pipe"]
+
+#: ffmpeg pixel format -> (bytes a pixel, channel indices that give R, G, B)
+PIXEL_FORMATS: dict[str, tuple[int, tuple[int, int, int]]] = {
+    "rgb24": (3, (0, 1, 2)),
+    "bgr24": (3, (2, 1, 0)),
+    "rgba": (4, (0, 1, 2)),
+    "bgra": (4, (2, 1, 0)),
+    "gray": (1, (0, 0, 0)),
+}
+_SIZE = re.compile(r"^(\d+)x(\d+)$")
+
+
+@dataclass(frozen=True)
+class PipeOptions:
+    """What the command line asked of the pipe (``size``/``pix_fmt`` None when not given)."""
+
+    size: tuple[int, int] | None
+    pix_fmt: str | None
+    mode: OutputMode
+    y4m_out: bool
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``WxH`` -> (width, height); ValueError if malformed or too large to be real."""
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError(f"size must be WIDTHxHEIGHT such as 1280x720, got {text!r}")
+    width, height = int(match.group(1)), int(match.group(2))
+    if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
+        raise ValueError(f"size {width}x{height} is out of range (1 to {MAX_SIDE} a side)")
+    return width, height
+
+
+def raw_frames(stream: BinaryIO, width: int, height: int, pix_fmt: str, start: bytes = b"") -> Iterator[np.ndarray]:
+    """Yield (H,W,3) uint8 RGB frames of raw ``pix_fmt`` data; ``start`` is data already read.
+
+    A stream that ends inside a frame raises InputError after the complete ones.
+    """
+    channels, order = PIXEL_FORMATS[pix_fmt]
+    frame_bytes = width * height * channels
+    index = 0
+    while True:
+        data = start + read_exact(stream, frame_bytes - len(start))
+        start = b""
+        if not data:
+            return
+        if len(data) < frame_bytes:
+            raise InputError(f"stdin ended inside frame {index}: got {len(data)} of {frame_bytes} bytes "
+                             f"(is --size {width}x{height} --pix-fmt {pix_fmt} right?)")
+        pixels = np.frombuffer(data, np.uint8).reshape(height, width, channels)
+        yield pixels[..., list(order)]  # a fresh (H,W,3) RGB array
+        index += 1
+
+
+def run_pipe(remover: BackgroundRemover, options: PipeOptions, stdin: BinaryIO, stdout: BinaryIO) -> int:
+    """Filter every frame of ``stdin`` to ``stdout``; returns the number of frames written.
+
+    BrokenPipeError (the reader went away) propagates.
+    """
+    start = read_exact(stdin, len(SIGNATURE))
+    if start == SIGNATURE:
+        header = read_header(stdin, start)
+        if options.size not in (None, (header.width, header.height)):
+            raise InputError(f"--size disagrees with the y4m header ({header.width}x{header.height}); drop --size")
+        if options.pix_fmt is not None:
+            raise InputError("--pix-fmt does not apply to y4m input (the header says it); drop --pix-fmt")
+        width, height, rate, aspect = header.width, header.height, header.rate, header.aspect
+        frames = y4m_frames(stdin, header)
+    elif options.size is None:
+        raise InputError("raw input needs --size WxH (or feed y4m: ffmpeg -f yuv4mpegpipe -)")
+    else:
+        (width, height), rate, aspect = options.size, "25:1", "1:1"
+        frames = raw_frames(stdin, width, height, options.pix_fmt or "rgb24", bytes(start))
+    if options.y4m_out:
+        if options.mode.kind != "alpha":
+            raise InputError("--out-format y4m carries --output alpha only; use raw for rgba and composites")
+        stdout.write(mono_header(width, height, rate, aspect))
+    background = None
+    if options.mode.image is not None:
+        from .image_tool import read_rgb
+
+        background = read_rgb(options.mode.image, (width, height))
+    written = 0
+    for frame, alpha in remover.stream_pairs(frames):
+        if options.y4m_out:
+            stdout.write(b"FRAME\n")
+        stdout.write(composite(frame, alpha, options.mode, background).tobytes())
+        stdout.flush()
+        written += 1
+    stdout.flush()
+    return written
+
