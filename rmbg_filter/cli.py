@@ -56,6 +56,9 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps")
     group.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"),
                        help="auto: float16 on CUDA, float32 elsewhere; bfloat16 is the fast CPU mode")
+    group.add_argument("--model-size", type=int, default=1024, metavar="N",
+                       help="side of the square the network sees (default 1024, as trained; smaller is "
+                            "faster and coarser)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,7 +95,7 @@ def _load(args: argparse.Namespace) -> BackgroundRemover:
     from .engine import load
 
     try:
-        return load(args.model, device=args.device, dtype=args.dtype)
+        return load(args.model, device=args.device, dtype=args.dtype, model_size=args.model_size)
     except ValueError as error:
         raise InputError(str(error)) from error
 

@@ -92,7 +92,8 @@ def read_header(stream: BinaryIO, start: bytes = b"") -> Y4mHeader:
                          f"use one of {', '.join(COLOR_SPACES)} (ffmpeg -pix_fmt yuv420p)")
     if fields.get("I", "p") not in ("p", "?"):
         raise InputError(f"y4m interlacing I{fields['I']} is not supported; deinterlace first (ffmpeg -vf bwdif)")
-    color_range = _RANGES.get(extras.get("COLORRANGE", ""), 2 if color_space == "420jpeg" else 1)
+    # "420jpeg" names the chroma siting, not the range: limited unless XCOLORRANGE=FULL, as ffmpeg reads it
+    color_range = _RANGES.get(extras.get("COLORRANGE", ""), _RANGES["LIMITED"])
     return Y4mHeader(width, height, fields.get("F", "25:1"), fields.get("A", "1:1"), color_space, color_range)
 
 
@@ -126,7 +127,7 @@ def _skip_line(stream: BinaryIO, index: int) -> None:
 
 
 def _to_rgb(data: bytearray, header: Y4mHeader, pixel_format: str) -> np.ndarray:
-    """Convert one frame's planes to (H,W,3) uint8 RGB with the header's range."""
+    """Convert one frame's planes to (H,W,3) uint8 RGB with the header's range, as ffmpeg would."""
     frame = av.VideoFrame(header.width, header.height, pixel_format)
     frame.color_range = header.color_range
     sample = COLOR_SPACES[header.color_space][1]
@@ -137,7 +138,7 @@ def _to_rgb(data: bytearray, header: Y4mHeader, pixel_format: str) -> np.ndarray
         padded[:, : columns * sample] = np.frombuffer(data, np.uint8, size, offset).reshape(rows, -1)
         plane.update(padded)
         offset += size
-    return frame.to_ndarray(format="rgb24")
+    return frame.to_ndarray(format="rgb24", interpolation="BICUBIC")  # ffmpeg's default scaler
 
 
 def mono_header(width: int, height: int, rate: str, aspect: str) -> bytes:

@@ -1,0 +1,109 @@
+"""``rmbg-filter pipe`` in-process: pixel formats, output modes, y4m framing, bad streams."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from rmbg_filter.compositing import parse_output
+from rmbg_filter.errors import InputError
+from rmbg_filter.pipe import PipeOptions, parse_size, run_pipe
+from rmbg_filter.y4m import read_header
+
+RNG = np.random.default_rng(9)
+FRAMES = RNG.integers(0, 256, (3, 23, 31, 3), dtype=np.uint8)
+
+
+def pipe(remover, data: bytes, *, size=(31, 23), pix_fmt=None, output="alpha", y4m_out=False) -> bytes:
+    out = io.BytesIO()
+    run_pipe(remover, PipeOptions(size, pix_fmt, parse_output(output), y4m_out), io.BytesIO(data), out)
+    return out.getvalue()
+
+
+def test_every_pixel_format_gives_the_alpha_of_its_rgb(remover_small) -> None:
+    expected = remover_small(FRAMES).tobytes()
+    alpha = np.ones((3, 23, 31, 1), np.uint8)
+    layouts = {"rgb24": FRAMES, "bgr24": FRAMES[..., ::-1], "rgba": np.concatenate([FRAMES, alpha], axis=3),
+               "bgra": np.concatenate([FRAMES[..., ::-1], alpha], axis=3)}
+    for pix_fmt, frames in layouts.items():
+        assert pipe(remover_small, frames.tobytes(), pix_fmt=pix_fmt) == expected, pix_fmt
+    gray = FRAMES[..., 0]
+    assert pipe(remover_small, gray.tobytes(), pix_fmt="gray") == remover_small(gray).tobytes()
+
+
+def test_output_modes_have_their_frame_sizes(remover_small) -> None:
+    data = FRAMES.tobytes()
+    rgba = np.frombuffer(pipe(remover_small, data, output="rgba"), np.uint8).reshape(3, 23, 31, 4)
+    np.testing.assert_array_equal(rgba[..., :3], FRAMES)
+    np.testing.assert_array_equal(rgba[..., 3], remover_small(FRAMES))
+    for word in ("green", "color:#102030", "blur"):
+        assert len(pipe(remover_small, data, output=word)) == FRAMES.size, word
+
+
+def test_cut_last_frame_writes_the_complete_ones_then_says_where(remover_small) -> None:
+    out = io.BytesIO()
+    data = FRAMES.tobytes()[:-100]
+    options = PipeOptions((31, 23), None, parse_output("alpha"), False)
+    with pytest.raises(InputError, match=r"stdin ended inside frame 2: got 2039 of 2139 bytes"):
+        run_pipe(remover_small, options, io.BytesIO(data), out)
+    assert out.getvalue() == remover_small(FRAMES[:2]).tobytes()
+
+
+def test_empty_input_writes_nothing(remover_small) -> None:
+    assert pipe(remover_small, b"") == b""
+
+
+def y4m_stream(frames_yuv444: np.ndarray, extra: str = "") -> bytes:
+    """A y4m 4:4:4 stream of (N,H,W,3) planar-able YUV frames."""
+    _, h, w, _ = frames_yuv444.shape
+    parts = [f"YUV4MPEG2 W{w} H{h} F30000:1001 Ip A1:1 C444{extra}\n".encode()]
+    for frame in frames_yuv444:
+        parts.append(b"FRAME\n" + np.ascontiguousarray(frame.transpose(2, 0, 1)).tobytes())
+    return b"".join(parts)
+
+
+def test_y4m_in_and_mono_y4m_out_keep_rate_and_size(remover_small) -> None:
+    out = pipe(remover_small, y4m_stream(FRAMES, " XCOLORRANGE=FULL"), size=None, y4m_out=True)
+    header, _, body = out.partition(b"\n")
+    assert header == b"YUV4MPEG2 W31 H23 F30000:1001 Ip A1:1 Cmono XCOLORRANGE=FULL"
+    frames = body.split(b"FRAME\n")
+    assert frames[0] == b"" and len(frames) == 4 and all(len(f) == 23 * 31 for f in frames[1:])
+
+
+@pytest.mark.parametrize(
+    ("data", "options", "message"),
+    [
+        (b"YUV4MPEG2 W10 H10 C444\n", {"size": (8, 8)}, r"--size disagrees with the y4m header \(10x10\)"),
+        (b"YUV4MPEG2 W10 H10 C444\n", {"pix_fmt": "bgr24"}, r"--pix-fmt does not apply to y4m input"),
+        (b"YUV4MPEG2 W10 H10 C411\n", {}, r"colour space C411 is not supported"),
+        (b"YUV4MPEG2 W10 H10 It C420\n", {}, r"interlacing It is not supported"),
+        (b"YUV4MPEG2 W99999 H10\n", {}, r"frame size 99999x10 is out of range"),
+        (b"YUV4MPEG2 Wx H10\n", {}, r"lacks a valid width and height"),
+        (b"YUV4MPEG2 W10 H10", {}, r"header is cut short"),
+        (b"YUV4MPEG2 W4 H2 C444\nFRAMX\n" + bytes(24), {}, r"frame 0 does not start with FRAME"),
+        (b"YUV4MPEG2 W4 H2 C444\nFRAME\n" + bytes(20), {}, r"stdin ended inside frame 0: got 20 of 24 bytes"),
+        (bytes(100), {}, r"raw input needs --size WxH"),
+        (bytes(100), {"size": (4, 4), "y4m_out": True, "output": "rgba"}, r"--out-format y4m carries --output alpha"),
+    ],
+)
+def test_bad_streams_are_refused_in_one_line(remover_small, data: bytes, options: dict, message: str) -> None:
+    settings = {"size": None, "pix_fmt": None, "output": "alpha", "y4m_out": False, **options}
+    with pytest.raises(InputError, match=message) as caught:
+        pipe(remover_small, data, **settings)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("text", ["1280", "1280x", "x720", "12.5x4", "0x10", "20000x10", "-5x5"])
+def test_bad_sizes(text: str) -> None:
+    with pytest.raises(ValueError, match="size"):
+        parse_size(text)
+
+
+def test_y4m_header_fields() -> None:
+    header = read_header(io.BytesIO(b"YUV4MPEG2 W321 H241 F25:1 Ip A1:1 C420mpeg2 XYSCSS=420MPEG2\n"))
+    assert (header.width, header.height, header.rate, header.color_space) == (321, 241, "25:1", "420mpeg2")
+    assert header.color_range == 1  # limited unless the header says FULL
+    assert header.plane_sizes == [(241, 321), (121, 161), (121, 161)]
+    assert header.frame_bytes == 321 * 241 + 2 * 121 * 161
