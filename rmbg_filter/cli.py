@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from .compositing import MODE_WORDS, parse_output
-from .errors import InputError, first_line
+from .errors import InputError, ProcessingError, first_line
 from .pipe import PIXEL_FORMATS, parse_size
 
 if TYPE_CHECKING:
@@ -56,6 +56,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps")
     group.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"),
                        help="auto: float16 on CUDA, float32 elsewhere; bfloat16 is the fast CPU mode")
+    group.add_argument("--batch-size", type=int, default=1, metavar="N",
+                       help="frames a network call (default 1; larger helps GPUs)")
     group.add_argument("--model-size", type=int, default=1024, metavar="N",
                        help="side of the square the network sees (default 1024, as trained; smaller is "
                             "faster and coarser)")
@@ -87,6 +89,21 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_argument("--out-format", choices=("raw", "y4m"), default="raw",
                       help="raw frames (default) or y4m (C mono, for --output alpha)")
     _add_model_options(pipe)
+
+    video = commands.add_parser(
+        "video", help="a video file in, its cut-out (or mask, or composite) out",
+        description="Decode IN with PyAV, remove the background, encode OUT; timing, audio, size, rotation and "
+                    "colour tags are kept. The alpha codec follows OUT: .mov ProRes 4444, .webm VP9, .mkv FFV1.")
+    video.add_argument("input", type=Path, metavar="IN")
+    video.add_argument("output", type=Path, metavar="OUT")
+    video.add_argument("--output", dest="mode", type=_checked(parse_output), default=parse_output("rgba"),
+                       metavar="MODE", help=f"{MODE_WORDS} (default rgba)")
+    video.add_argument("--codec", help="encoder to use instead of the container's choice (e.g. libx264)")
+    video.add_argument("--pix-fmt", help="pixel format to encode instead of the container's choice")
+    video.add_argument("--crf", type=int, help="quality for libx264 (default 18) and libvpx-vp9 (default 30)")
+    video.add_argument("-y", "--overwrite", action="store_true", help="replace OUT if it exists")
+    video.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_model_options(video)
     return parser
 
 
@@ -95,7 +112,8 @@ def _load(args: argparse.Namespace) -> BackgroundRemover:
     from .engine import load
 
     try:
-        return load(args.model, device=args.device, dtype=args.dtype, model_size=args.model_size)
+        return load(args.model, device=args.device, dtype=args.dtype, model_size=args.model_size,
+                    batch_size=args.batch_size)
     except ValueError as error:
         raise InputError(str(error)) from error
 
@@ -113,6 +131,15 @@ def _run(args: argparse.Namespace) -> None:
 
         options = PipeOptions(args.size, args.pix_fmt, args.mode, args.out_format == "y4m")
         run_pipe(_load(args), options, sys.stdin.buffer, sys.stdout.buffer)
+    elif args.command == "video":
+        from .video_tool import VideoJob, VideoOptions
+
+        options = VideoOptions(args.mode, args.codec, args.pix_fmt, args.crf, args.overwrite,
+                               progress=sys.stderr.isatty() and not args.quiet)
+        with VideoJob(args.input, args.output, options) as job:
+            frames = job.run(_load(args))
+        print(f"wrote {args.output} ({frames} frames, {job.encoding.codec} {job.encoding.pix_fmt})",
+              file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -123,6 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as error:
         print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except ProcessingError as error:
+        print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_FAILURE
     except BrokenPipeError:  # the reader downstream has gone: stop quietly, as head(1)'s writers do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK

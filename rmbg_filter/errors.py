@@ -1,15 +1,20 @@
 """The errors this package raises for problems a user can fix.
 
-The CLI prints their message as one line and exits with status 2.
+The CLI prints their message as one line and exits with status 2 (InputError)
+or 1 (ProcessingError).
 """
 
 from __future__ import annotations
 
-__all__ = ["InputError", "ModelLoadError", "first_line"]
+__all__ = ["InputError", "ModelLoadError", "ProcessingError", "first_line"]
 
 
 class InputError(Exception):
     """Bad input from the user (a file, an option, a stream): one line says what and what to do."""
+
+
+class ProcessingError(Exception):
+    """Work on valid-looking input failed part way (a decode error in the middle): exit status 1."""
 
 
 class ModelLoadError(InputError):

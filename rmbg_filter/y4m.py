@@ -14,6 +14,7 @@ from typing import BinaryIO
 import av
 import numpy as np
 
+from .avframes import fill_plane
 from .errors import InputError
 from .rawio import read_exact
 
@@ -130,14 +131,11 @@ def _to_rgb(data: bytearray, header: Y4mHeader, pixel_format: str) -> np.ndarray
     """Convert one frame's planes to (H,W,3) uint8 RGB with the header's range, as ffmpeg would."""
     frame = av.VideoFrame(header.width, header.height, pixel_format)
     frame.color_range = header.color_range
-    sample = COLOR_SPACES[header.color_space][1]
+    dtype = np.dtype("<u2") if COLOR_SPACES[header.color_space][1] == 2 else np.dtype(np.uint8)
     offset = 0
     for plane, (rows, columns) in zip(frame.planes, header.plane_sizes, strict=True):
-        size = rows * columns * sample
-        padded = np.zeros((rows, plane.line_size), np.uint8)
-        padded[:, : columns * sample] = np.frombuffer(data, np.uint8, size, offset).reshape(rows, -1)
-        plane.update(padded)
-        offset += size
+        fill_plane(plane, np.frombuffer(data, dtype, rows * columns, offset).reshape(rows, columns))
+        offset += rows * columns * dtype.itemsize
     return frame.to_ndarray(format="rgb24", interpolation="BICUBIC")  # ffmpeg's default scaler
 
 

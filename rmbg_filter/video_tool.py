@@ -1,0 +1,223 @@
+"""``rmbg-filter video IN OUT``: decode with PyAV, remove the background, encode.
+
+Timestamps, frame rate (variable too), size, rotation and the colour tags of
+the source are kept; audio is copied where the container takes it, otherwise
+re-encoded. Decoding, inference and encoding overlap (the engine's stream).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+from .avframes import fill_plane
+from .compositing import OutputMode, composite
+from .encodings import Encoding, choose_encoding, is_pattern
+from .engine import BackgroundRemover
+from .errors import InputError, ProcessingError, first_line
+from .progress import Progress
+from .safe_output import atomic_output
+
+__all__ = ["VideoJob", "VideoOptions"]
+
+_FULL_RANGE = 2  # AVCOL_RANGE_JPEG
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """What the command line asked of ``video``."""
+
+    mode: OutputMode
+    codec: str | None = None
+    pix_fmt: str | None = None
+    crf: int | None = None
+    overwrite: bool = False
+    progress: bool = False
+
+
+class VideoJob:
+    """One input checked and opened, its output planned: ``run()`` does the work.
+
+    Opening checks everything a user can get wrong (missing, empty, corrupt or
+    audio-only input; an output container that cannot hold the mode; an
+    existing output) before any model is loaded.
+    """
+
+    def __init__(self, source: Path, destination: Path, options: VideoOptions) -> None:
+        self.source, self.destination, self.options = source, destination, options
+        if not source.is_file():
+            raise InputError(f"input not found: {source}")
+        if source.stat().st_size == 0:
+            raise InputError(f"{source} is empty; give a video file")
+        if destination.exists() and not options.overwrite:
+            raise InputError(f"{destination} already exists; pass --overwrite (or -y) to replace it")
+        try:
+            self.input = av.open(str(source))
+        except av.error.FFmpegError as error:
+            raise InputError(f"cannot read {source} as a video ({first_line(error)})") from error
+        if not self.input.streams.video:
+            self.input.close()
+            raise InputError(f"{source} has no video stream (audio only?); give a video file")
+        self.video = self.input.streams.video[0]
+        self.video.thread_type = "AUTO"
+        self.audio = list(self.input.streams.audio) if not is_pattern(destination) else []
+        context = self.video.codec_context
+        self.size = (context.width, context.height)
+        try:
+            self.encoding: Encoding = choose_encoding(
+                destination, options.mode, context.format.name if context.format else "",
+                self.size, codec=options.codec, pix_fmt=options.pix_fmt, crf=options.crf)
+        except InputError:
+            self.input.close()
+            raise
+        self.background = None
+        if options.mode.image is not None:
+            from .image_tool import read_rgb
+
+            self.background = read_rgb(options.mode.image, self.size)
+
+    def __enter__(self) -> VideoJob:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.input.close()
+
+    def run(self, remover: BackgroundRemover) -> int:
+        """Write the output (atomically); returns the number of frames written."""
+        if is_pattern(self.destination):
+            raise InputError("image-sequence outputs are not written by this version; use .mov, .webm or .mkv")
+        with atomic_output(self.destination, overwrite=self.options.overwrite) as temporary, \
+                av.open(str(temporary), "w") as output:
+            return _Encoder(self, output).run(remover)
+
+
+class _Encoder:
+    """The state of one run: the output container, its streams, the frames in flight."""
+
+    def __init__(self, job: VideoJob, output: av.container.OutputContainer) -> None:
+        self.job = job
+        self.output = output
+        self.in_flight: collections.deque[av.VideoFrame] = collections.deque()
+        self.audio_packets: collections.deque[av.Packet] = collections.deque()
+        self.video_out: av.VideoStream | None = None
+        self.audio_out: dict[int, tuple[av.AudioStream, bool]] = {}
+
+    def run(self, remover: BackgroundRemover) -> int:
+        job = self.job
+        progress = Progress(job.video.frames or None, shown=job.options.progress)
+        written = 0
+        for rgb, alpha in remover.stream_pairs(self._decoded()):
+            source = self.in_flight.popleft()
+            if self.video_out is None:
+                self._add_streams(source)
+            self._mux_audio()
+            self._mux(self.video_out.encode(self._output_frame(source, rgb, alpha)))
+            written += 1
+            progress.advance()
+        if self.video_out is None:
+            raise ProcessingError(f"no video frame could be decoded from {job.source}")
+        self._mux(self.video_out.encode(None))
+        self._mux_audio()
+        for stream, copied in self.audio_out.values():
+            if not copied:
+                self._mux(stream.encode(None))
+        progress.finish()
+        return written
+
+    def _decoded(self) -> Iterator[np.ndarray]:
+        """Decode the video (in the engine's reader thread), stashing audio packets for the muxer.
+
+        Yields (H,W,3) uint8 RGB converted as ffmpeg's command line does.
+        """
+        job = self.job
+        count = 0
+        try:
+            for packet in job.input.demux(job.video, *job.audio):
+                if packet.stream.type == "audio":
+                    if packet.size:
+                        self.audio_packets.append(packet)
+                    continue
+                for frame in packet.decode():
+                    self.in_flight.append(frame)
+                    yield frame.to_ndarray(format="rgb24", interpolation="BICUBIC")
+                    count += 1
+        except av.error.FFmpegError as error:
+            raise ProcessingError(f"decoding {job.source} failed after {count} frames ({first_line(error)}); "
+                                  "nothing was written") from error
+
+    def _add_streams(self, first: av.VideoFrame) -> None:
+        """Create the output streams once the first frame (and so its rotation) is known."""
+        job, encoding = self.job, self.job.encoding
+        video_in = job.video
+        rate = video_in.average_rate or video_in.guessed_rate or 25
+        stream = self.output.add_stream(encoding.codec, rate=rate, options=encoding.options)
+        stream.width, stream.height = job.size
+        stream.pix_fmt = encoding.pix_fmt
+        stream.time_base = video_in.time_base
+        stream.codec_context.time_base = video_in.time_base
+        if job.options.mode.kind == "alpha":
+            stream.codec_context.color_range = _FULL_RANGE
+        else:
+            source = video_in.codec_context
+            for tag in ("color_range", "colorspace", "color_primaries", "color_trc"):
+                with contextlib.suppress(AttributeError, ValueError):
+                    setattr(stream.codec_context, tag, getattr(source, tag))
+        if first.rotation:
+            stream.set_display_rotation(first.rotation)
+        self.video_out = stream
+        for audio in job.audio:
+            name = audio.codec_context.name
+            if name in self.output.supported_codecs:
+                self.audio_out[audio.index] = (self.output.add_stream_from_template(audio), True)
+            else:
+                codec = self.output.default_audio_codec
+                out = self.output.add_stream(codec, rate=audio.codec_context.sample_rate)
+                self.audio_out[audio.index] = (out, False)
+
+    def _mux_audio(self) -> None:
+        """Mux (copy or re-encode) the audio packets demuxed so far."""
+        while self.audio_packets:
+            packet = self.audio_packets.popleft()
+            stream, copied = self.audio_out[packet.stream.index]
+            if copied:
+                packet.stream = stream
+                self.output.mux(packet)
+            else:
+                for frame in packet.decode():
+                    frame.pts = None  # the encoder numbers samples itself
+                    self._mux(stream.encode(frame))
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        for packet in packets:
+            self.output.mux(packet)
+
+    def _output_frame(self, source: av.VideoFrame, rgb: np.ndarray, alpha: np.ndarray) -> av.VideoFrame:
+        """The frame to encode for ``source``, its RGB (H,W,3) and alpha (H,W) uint8, timed as the source."""
+        job, encoding, mode = self.job, self.job.encoding, self.job.options.mode
+        if mode.kind == "rgba" and encoding.pix_fmt.startswith("yuva") and source.format.name.startswith("yuv"):
+            frame = source.reformat(format=encoding.pix_fmt, interpolation="BICUBIC")  # YUV kept, no RGB trip
+            bits = frame.format.components[3].bits
+            scaled = alpha if bits == 8 else ((alpha.astype(np.uint32) * ((1 << bits) - 1) + 127) // 255)
+            fill_plane(frame.planes[3], scaled.astype(np.uint8 if bits == 8 else np.uint16))
+        elif mode.kind == "alpha":
+            frame = av.VideoFrame.from_ndarray(alpha, format="gray")
+            frame.color_range = _FULL_RANGE
+            frame = frame.reformat(format=encoding.pix_fmt, src_color_range=_FULL_RANGE,
+                                   dst_color_range=_FULL_RANGE)
+        else:
+            picture = composite(rgb, alpha, mode, job.background)
+            frame = av.VideoFrame.from_ndarray(picture, format="rgba" if picture.shape[2] == 4 else "rgb24")
+            frame = frame.reformat(format=encoding.pix_fmt, dst_colorspace=source.colorspace,
+                                   dst_color_range=source.color_range, interpolation="BICUBIC")
+        if mode.kind != "alpha":
+            frame.colorspace = source.colorspace
+            frame.color_range = source.color_range
+        frame.pts = source.pts
+        frame.time_base = source.time_base
+        return frame
