@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                        metavar="MODE", help=f"{MODE_WORDS} (default rgba)")
     video.add_argument("--codec", help="encoder to use instead of the container's choice (e.g. libx264)")
     video.add_argument("--pix-fmt", help="pixel format to encode instead of the container's choice")
-    video.add_argument("--crf", type=int, help="quality for libx264 (default 18) and libvpx-vp9 (default 30)")
+    video.add_argument("--crf", type=int, help="quality for libx264 (default 18) and libvpx-vp9 (default 20: alpha within 2 levels)")
     video.add_argument("-y", "--overwrite", action="store_true", help="replace OUT if it exists")
     video.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_model_options(video)

@@ -27,7 +27,7 @@ class Encoding:
 
 
 _X264 = Encoding("libx264", "yuv420p", {"crf": "18", "preset": "medium"})
-_VP9 = Encoding("libvpx-vp9", "yuv420p", {"crf": "30", "b": "0", "row-mt": "1"})
+_VP9 = Encoding("libvpx-vp9", "yuv420p", {"crf": "20", "b": "0", "row-mt": "1"})
 #: suffix -> {"rgba" | "alpha" | "rgb": Encoding}
 CONTAINERS: dict[str, dict[str, Encoding]] = {
     ".mov": {"rgba": Encoding("prores_ks", "yuva444p10le", {"profile": "4444"}),

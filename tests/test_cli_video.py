@@ -1,0 +1,203 @@
+"""``rmbg-filter video`` on generated clips with real ffmpeg and PyAV: what is kept, what is refused."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from cli_helpers import CLI, one_error_line, run_cli
+
+from rmbg_filter import load
+
+FAST = ("--model-size", "64", "-q")
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Odd-sized 8-bit with audio, 10-bit, variable frame rate, and an audio-only file."""
+    root = tmp_path_factory.mktemp("clips")
+    source = "testsrc2=size=320x240:rate=25,scale=321:241"
+    ffmpeg("-f", "lavfi", "-i", source, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+           "-frames:v", "6", "-c:v", "ffv1", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
+           str(root / "odd_audio.mkv"))
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30000/1001", "-frames:v", "4", "-c:v", "ffv1",
+           "-pix_fmt", "yuv420p10le", str(root / "ten_bit.mkv"))
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-frames:v", "6",
+           "-vf", "setpts='(N+N*N/4)/25/TB'", "-fps_mode", "passthrough", "-c:v", "ffv1", str(root / "vfr.mkv"))
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=440", "-t", "0.5", "-c:a", "aac", str(root / "audio_only.m4a"))
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-frames:v", "50", "-c:v", "libx264",
+           "-pix_fmt", "yuv420p", str(root / "long.mp4"))
+    return {path.stem: path for path in root.iterdir()}
+
+
+@pytest.fixture(scope="module")
+def small(checkpoints: dict[str, Path]):
+    return load(checkpoints["safetensors"], device="cpu", model_size=64)
+
+
+def decoded(path: Path, codec: str | None = None) -> tuple[list[av.VideoFrame], list[float]]:
+    """Every video frame of ``path`` (through decoder ``codec`` if given) and its time in seconds."""
+    frames = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        context = av.CodecContext.create(codec, "r") if codec else stream.codec_context
+        if codec:
+            context.extradata = stream.codec_context.extradata
+        for packet in container.demux(stream):
+            frames.extend(context.decode(packet))
+    return frames, [float(f.pts * f.time_base) for f in frames]
+
+
+def source_rgb(path: Path) -> np.ndarray:
+    frames, _ = decoded(path)
+    return np.stack([f.to_ndarray(format="rgb24", interpolation="BICUBIC") for f in frames])
+
+
+def alpha_of(frame: av.VideoFrame) -> np.ndarray:
+    """The alpha plane of a decoded frame as 8 bits."""
+    rgba = frame.to_ndarray(format="rgba")
+    return rgba[..., 3]
+
+
+@pytest.mark.parametrize(("name", "decoder", "tolerance"),
+                         [("out.mkv", None, 1), ("out.mov", None, 1), ("out.webm", "libvpx-vp9", 3)])
+def test_alpha_codecs_keep_frames_times_size_and_the_alpha(
+    name: str, decoder: str | None, tolerance: int, clips, tmp_path: Path, checkpoints, small
+) -> None:
+    out = tmp_path / name
+    done = run_cli("video", clips["odd_audio"], out, *FAST, model=checkpoints["safetensors"])
+    assert done.returncode == 0, done.stderr
+    source_frames, source_times = decoded(clips["odd_audio"])
+    frames, times = decoded(out, decoder)
+    assert len(frames) == len(source_frames) == 6
+    assert times == pytest.approx(source_times, abs=1e-3)
+    assert (frames[0].width, frames[0].height) == (321, 241)
+    expected = small(source_rgb(clips["odd_audio"]))
+    worst = max(np.abs(alpha_of(f).astype(int) - a).max() for f, a in zip(frames, expected, strict=True))
+    assert worst <= tolerance, worst
+
+
+def test_lossless_rgba_keeps_the_source_colour_planes(clips, tmp_path: Path, checkpoints) -> None:
+    out = tmp_path / "out.mkv"
+    assert run_cli("video", clips["odd_audio"], out, *FAST, model=checkpoints["safetensors"]).returncode == 0
+    frames, _ = decoded(out)
+    assert frames[0].format.name == "yuva420p"
+    source, _ = decoded(clips["odd_audio"])
+    for ours, theirs in zip(frames, source, strict=True):
+        for index in range(3):
+            np.testing.assert_array_equal(np.frombuffer(ours.planes[index], np.uint8),
+                                          np.frombuffer(theirs.planes[index], np.uint8))
+
+
+def test_audio_is_copied_or_reencoded(clips, tmp_path: Path, checkpoints) -> None:
+    for name, codec in (("copy.mkv", "aac"), ("copy.mov", "aac"), ("opus.webm", "opus")):
+        out = tmp_path / name
+        assert run_cli("video", clips["odd_audio"], out, *FAST, model=checkpoints["safetensors"]).returncode == 0
+        with av.open(str(out)) as container:
+            (audio,) = container.streams.audio
+            assert audio.codec_context.name == codec
+            assert sum(1 for _ in container.demux(audio)) > 5
+
+
+def test_ten_bit_and_variable_frame_rate_sources(clips, tmp_path: Path, checkpoints) -> None:
+    for clip in ("ten_bit", "vfr"):
+        out = tmp_path / f"{clip}.mov"
+        done = run_cli("video", clips[clip], out, *FAST, model=checkpoints["safetensors"])
+        assert done.returncode == 0, done.stderr
+        assert decoded(out)[1] == pytest.approx(decoded(clips[clip])[1], abs=1e-3)
+
+
+def test_mask_and_composites(clips, tmp_path: Path, checkpoints, small) -> None:
+    expected = small(source_rgb(clips["odd_audio"]))
+    mask = tmp_path / "mask.mkv"
+    assert run_cli("video", clips["odd_audio"], mask, "--output", "alpha", *FAST,
+                   model=checkpoints["safetensors"]).returncode == 0
+    frames, _ = decoded(mask)
+    assert frames[0].format.name == "gray"
+    np.testing.assert_array_equal(np.stack([f.to_ndarray() for f in frames]), expected)
+    green = tmp_path / "green.mp4"
+    done = run_cli("video", clips["odd_audio"], green, "--output", "green", *FAST, model=checkpoints["safetensors"])
+    assert done.returncode == 0, done.stderr
+    frames, _ = decoded(green)
+    assert len(frames) == 6 and frames[0].width == 321
+
+
+def test_progress_is_quiet_off_a_terminal(clips, tmp_path: Path, checkpoints) -> None:
+    done = run_cli("video", clips["odd_audio"], tmp_path / "o.mkv", "--model-size", "64",
+                   model=checkpoints["safetensors"])
+    assert done.stderr.strip().splitlines() == [f"wrote {tmp_path / 'o.mkv'} (6 frames, ffv1 yuva420p)"]
+
+
+def written(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "out", "message"),
+    [
+        (lambda d, c: d / "missing.mp4", "o.mkv", r"input not found: .*missing\.mp4"),
+        (lambda d, c: written(d / "empty.mp4", b""), "o.mkv", r"empty\.mp4 is empty"),
+        (lambda d, c: written(d / "junk.mp4", bytes(range(256)) * 20), "o.mkv", r"cannot read .*junk\.mp4 as a video"),
+        (lambda d, c: c["audio_only"], "o.mkv", r"has no video stream \(audio only\?\)"),
+        (lambda d, c: c["odd_audio"], "o.mp4", r"\.mp4 cannot carry an alpha channel"),
+        (lambda d, c: c["odd_audio"], "o.avi", r"unknown output container \.avi"),
+        (lambda d, c: c["odd_audio"], "o.png", r"must be a numbered pattern such as out_%05d\.png"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(make, out: str, message: str, clips, tmp_path: Path,
+                                                         checkpoints) -> None:
+    source = make(tmp_path, clips)
+    before = set(tmp_path.iterdir())
+    done = run_cli("video", source, tmp_path / out, *FAST, model=checkpoints["safetensors"])
+    assert done.returncode == 2, done.stderr
+    assert re.search(message, one_error_line(done))
+    assert set(tmp_path.iterdir()) == before
+
+
+def test_existing_output_is_kept_unless_overwrite(clips, tmp_path: Path, checkpoints) -> None:
+    out = tmp_path / "o.mkv"
+    out.write_bytes(b"precious")
+    done = run_cli("video", clips["odd_audio"], out, *FAST, model=checkpoints["safetensors"])
+    assert done.returncode == 2 and "already exists" in one_error_line(done)
+    assert out.read_bytes() == b"precious"
+    assert run_cli("video", clips["odd_audio"], out, "-y", *FAST, model=checkpoints["safetensors"]).returncode == 0
+    assert len(decoded(out)[0]) == 6
+
+
+def test_decode_error_in_the_middle_exits_1_with_no_output(clips, tmp_path: Path, checkpoints) -> None:
+    data = bytearray(clips["long"].read_bytes())
+    rng = np.random.default_rng(1)
+    data[len(data) // 3: len(data) // 3 + 3000] = rng.integers(0, 256, 3000, dtype=np.uint8).tobytes()
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(bytes(data))
+    done = run_cli("video", broken, tmp_path / "o.mkv", *FAST, model=checkpoints["safetensors"])
+    assert done.returncode == 1
+    assert re.search(r"decoding .*broken\.mp4 failed after \d+ frames .*nothing was written", one_error_line(done))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.mp4"]
+
+
+def test_ctrl_c_leaves_no_output(clips, tmp_path: Path, checkpoints) -> None:
+    env = {**os.environ, "RMBG_MODEL": str(checkpoints["safetensors"])}
+    process = subprocess.Popen([str(CLI), "video", str(clips["long"]), str(tmp_path / "o.mov"), "-q"],
+                               env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(p.name.startswith(".o.") for p in tmp_path.iterdir()):
+        time.sleep(0.1)
+    time.sleep(1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert stderr.strip() == "rmbg-filter video: interrupted"
+    assert list(tmp_path.iterdir()) == []
