@@ -15,7 +15,17 @@ from pathlib import Path
 
 from .errors import InputError
 
-__all__ = ["atomic_output"]
+__all__ = ["atomic_output", "atomic_sequence", "check_destination"]
+
+
+def check_destination(destination: Path, *, overwrite: bool) -> None:
+    """Raise InputError if ``destination`` (a file, or a ``%d`` pattern's first file) exists
+    and ``overwrite`` is false, or if its folder does not exist."""
+    first = destination.parent / (destination.name % 1) if "%" in destination.name else destination
+    if first.exists() and not overwrite:
+        raise InputError(f"{first} already exists; pass --overwrite (or -y) to replace it")
+    if not destination.parent.is_dir():
+        raise InputError(f"cannot write {destination}: folder {destination.parent} does not exist")
 
 
 @contextlib.contextmanager
@@ -25,13 +35,9 @@ def atomic_output(destination: Path, *, overwrite: bool) -> Iterator[Path]:
     Raises InputError before any work if ``destination`` exists and
     ``overwrite`` is false, or if its folder does not exist.
     """
-    if destination.exists() and not overwrite:
-        raise InputError(f"{destination} already exists; pass --overwrite (or -y) to replace it")
-    folder = destination.parent
-    if not folder.is_dir():
-        raise InputError(f"cannot write {destination}: folder {folder} does not exist")
+    check_destination(destination, overwrite=overwrite)
     handle, name = tempfile.mkstemp(prefix=f".{destination.stem}.", suffix=f".partial{destination.suffix}",
-                                    dir=folder)
+                                    dir=destination.parent)
     os.close(handle)
     temporary = Path(name)
     try:
@@ -39,3 +45,18 @@ def atomic_output(destination: Path, *, overwrite: bool) -> Iterator[Path]:
         os.replace(temporary, destination)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_sequence(pattern: Path, *, overwrite: bool) -> Iterator[Path]:
+    """Yield a pattern (``out_%05d.png``) inside a temporary folder beside ``pattern``.
+
+    On success every file written there is moved beside ``pattern``; on failure
+    the folder goes. An existing first file (number 1) is refused unless
+    ``overwrite``.
+    """
+    check_destination(pattern, overwrite=overwrite)
+    with tempfile.TemporaryDirectory(prefix=".rmbg-partial-", dir=pattern.parent) as folder:
+        yield Path(folder) / pattern.name
+        for written in sorted(Path(folder).iterdir()):
+            os.replace(written, pattern.parent / written.name)

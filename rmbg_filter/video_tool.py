@@ -22,7 +22,7 @@ from .encodings import Encoding, choose_encoding, is_pattern
 from .engine import BackgroundRemover
 from .errors import InputError, ProcessingError, first_line
 from .progress import Progress
-from .safe_output import atomic_output
+from .safe_output import atomic_output, atomic_sequence, check_destination
 
 __all__ = ["VideoJob", "VideoOptions"]
 
@@ -55,8 +55,7 @@ class VideoJob:
             raise InputError(f"input not found: {source}")
         if source.stat().st_size == 0:
             raise InputError(f"{source} is empty; give a video file")
-        if destination.exists() and not options.overwrite:
-            raise InputError(f"{destination} already exists; pass --overwrite (or -y) to replace it")
+        check_destination(destination, overwrite=options.overwrite)  # again when writing
         try:
             self.input = av.open(str(source))
         except av.error.FFmpegError as error:
@@ -90,9 +89,8 @@ class VideoJob:
 
     def run(self, remover: BackgroundRemover) -> int:
         """Write the output (atomically); returns the number of frames written."""
-        if is_pattern(self.destination):
-            raise InputError("image-sequence outputs are not written by this version; use .mov, .webm or .mkv")
-        with atomic_output(self.destination, overwrite=self.options.overwrite) as temporary, \
+        writer = atomic_sequence if is_pattern(self.destination) else atomic_output
+        with writer(self.destination, overwrite=self.options.overwrite) as temporary, \
                 av.open(str(temporary), "w") as output:
             return _Encoder(self, output).run(remover)
 

@@ -201,3 +201,18 @@ def test_ctrl_c_leaves_no_output(clips, tmp_path: Path, checkpoints) -> None:
     assert process.returncode == 130, stderr
     assert stderr.strip() == "rmbg-filter video: interrupted"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_png_sequence_output(clips, tmp_path: Path, checkpoints, small) -> None:
+    pattern = tmp_path / "out_%05d.png"
+    assert run_cli("video", clips["odd_audio"], pattern, *FAST, model=checkpoints["safetensors"]).returncode == 0
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [f"out_{i:05d}.png" for i in range(1, 7)]
+    expected = small(source_rgb(clips["odd_audio"]))
+    for index, name in enumerate(names):
+        with av.open(str(tmp_path / name)) as container:
+            (frame,) = container.decode(video=0)
+        assert frame.format.name == "rgba" and (frame.width, frame.height) == (321, 241)
+        np.testing.assert_array_equal(alpha_of(frame), expected[index])
+    done = run_cli("video", clips["odd_audio"], pattern, *FAST, model=checkpoints["safetensors"])
+    assert done.returncode == 2 and "out_00001.png already exists" in one_error_line(done)
