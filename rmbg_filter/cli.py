@@ -95,12 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Decode IN with PyAV, remove the background, encode OUT; timing, audio, size, rotation and "
                     "colour tags are kept. The alpha codec follows OUT: .mov ProRes 4444, .webm VP9, .mkv FFV1.")
     video.add_argument("input", type=Path, metavar="IN")
-    video.add_argument("output", type=Path, metavar="OUT")
+    video.add_argument("output", type=Path, metavar="OUT", nargs="?", help="the result (optional with --preview)")
+    video.add_argument("--preview", type=Path, metavar="FILE.png",
+                       help="first write a contact sheet of 4 frames (original | alpha | cut-out); without OUT "
+                            "only the sheet is made")
     video.add_argument("--output", dest="mode", type=_checked(parse_output), default=parse_output("rgba"),
                        metavar="MODE", help=f"{MODE_WORDS} (default rgba)")
     video.add_argument("--codec", help="encoder to use instead of the container's choice (e.g. libx264)")
     video.add_argument("--pix-fmt", help="pixel format to encode instead of the container's choice")
-    video.add_argument("--crf", type=int, help="quality for libx264 (default 18) and libvpx-vp9 (default 20: alpha within 2 levels)")
+    video.add_argument("--crf", type=int,
+                       help="quality for libx264 (default 18) and libvpx-vp9 (default 20: alpha within 2 levels)")
     video.add_argument("-y", "--overwrite", action="store_true", help="replace OUT if it exists")
     video.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_model_options(video)
@@ -134,12 +138,19 @@ def _run(args: argparse.Namespace) -> None:
     elif args.command == "video":
         from .video_tool import VideoJob, VideoOptions
 
+        if args.output is None and args.preview is None:
+            raise InputError("give OUT, or --preview FILE.png to look first")
         options = VideoOptions(args.mode, args.codec, args.pix_fmt, args.crf, args.overwrite,
                                progress=sys.stderr.isatty() and not args.quiet)
-        with VideoJob(args.input, args.output, options) as job:
-            frames = job.run(_load(args))
-        print(f"wrote {args.output} ({frames} frames, {job.encoding.codec} {job.encoding.pix_fmt})",
-              file=sys.stderr)
+        with VideoJob(args.input, args.output, options, args.preview) as job:
+            remover = _load(args)
+            if args.preview is not None:
+                rows = job.preview(remover)
+                print(f"wrote {args.preview} ({rows} frames: original | alpha | cut-out)", file=sys.stderr)
+            if job.encoding is not None:
+                frames = job.run(remover)
+                print(f"wrote {args.output} ({frames} frames, {job.encoding.codec} {job.encoding.pix_fmt})",
+                      file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -49,13 +49,19 @@ class VideoJob:
     existing output) before any model is loaded.
     """
 
-    def __init__(self, source: Path, destination: Path, options: VideoOptions) -> None:
-        self.source, self.destination, self.options = source, destination, options
+    def __init__(self, source: Path, destination: Path | None, options: VideoOptions,
+                 preview: Path | None = None) -> None:
+        """``destination`` is the video to write (None: only the ``preview`` PNG is made)."""
+        self.source, self.destination, self.options, self.preview_path = source, destination, options, preview
         if not source.is_file():
             raise InputError(f"input not found: {source}")
         if source.stat().st_size == 0:
             raise InputError(f"{source} is empty; give a video file")
-        check_destination(destination, overwrite=options.overwrite)  # again when writing
+        for path in (destination, preview):
+            if path is not None:
+                check_destination(path, overwrite=options.overwrite)  # again when writing
+        if preview is not None and preview.suffix.lower() != ".png":
+            raise InputError(f"--preview {preview}: the contact sheet is a PNG; end the name in .png")
         try:
             self.input = av.open(str(source))
         except av.error.FFmpegError as error:
@@ -65,16 +71,18 @@ class VideoJob:
             raise InputError(f"{source} has no video stream (audio only?); give a video file")
         self.video = self.input.streams.video[0]
         self.video.thread_type = "AUTO"
-        self.audio = list(self.input.streams.audio) if not is_pattern(destination) else []
+        self.audio = list(self.input.streams.audio) if destination and not is_pattern(destination) else []
         context = self.video.codec_context
         self.size = (context.width, context.height)
-        try:
-            self.encoding: Encoding = choose_encoding(
-                destination, options.mode, context.format.name if context.format else "",
-                self.size, codec=options.codec, pix_fmt=options.pix_fmt, crf=options.crf)
-        except InputError:
-            self.input.close()
-            raise
+        self.encoding: Encoding | None = None
+        if destination is not None:
+            try:
+                self.encoding = choose_encoding(
+                    destination, options.mode, context.format.name if context.format else "",
+                    self.size, codec=options.codec, pix_fmt=options.pix_fmt, crf=options.crf)
+            except InputError:
+                self.input.close()
+                raise
         self.background = None
         if options.mode.image is not None:
             from .image_tool import read_rgb
@@ -87,8 +95,36 @@ class VideoJob:
     def __exit__(self, *exc_info: object) -> None:
         self.input.close()
 
+    def preview(self, remover: BackgroundRemover, count: int = 4) -> int:
+        """Write the contact sheet PNG of ``count`` frames spread over the clip; returns the rows written."""
+        from .preview import contact_sheet, save_sheet
+
+        if self.preview_path is None:
+            raise ValueError("VideoJob.preview: no preview path was given")
+        total = self.video.frames or count
+        wanted = {round(i * (total - 1) / max(count - 1, 1)) for i in range(count)}
+        frames = []
+        try:
+            with av.open(str(self.source)) as container:
+                for index, frame in enumerate(container.decode(video=self.video.index)):
+                    if index in wanted:
+                        frames.append(frame.to_ndarray(format="rgb24", interpolation="BICUBIC"))
+                    if len(frames) == len(wanted):
+                        break
+        except av.error.FFmpegError as error:
+            raise ProcessingError(f"decoding {self.source} failed ({first_line(error)}); no preview written") \
+                from error
+        if not frames:
+            raise ProcessingError(f"no video frame could be decoded from {self.source}")
+        stack = np.stack(frames)
+        with atomic_output(self.preview_path, overwrite=self.options.overwrite) as temporary:
+            save_sheet(contact_sheet(stack, remover(stack)), temporary)
+        return len(frames)
+
     def run(self, remover: BackgroundRemover) -> int:
         """Write the output (atomically); returns the number of frames written."""
+        if self.destination is None or self.encoding is None:
+            raise ValueError("VideoJob.run: no output was given")
         writer = atomic_sequence if is_pattern(self.destination) else atomic_output
         with writer(self.destination, overwrite=self.options.overwrite) as temporary, \
                 av.open(str(temporary), "w") as output:

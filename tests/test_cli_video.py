@@ -216,3 +216,19 @@ def test_png_sequence_output(clips, tmp_path: Path, checkpoints, small) -> None:
         np.testing.assert_array_equal(alpha_of(frame), expected[index])
     done = run_cli("video", clips["odd_audio"], pattern, *FAST, model=checkpoints["safetensors"])
     assert done.returncode == 2 and "out_00001.png already exists" in one_error_line(done)
+
+
+def test_preview_alone_writes_a_contact_sheet_of_spread_frames(clips, tmp_path: Path, checkpoints) -> None:
+    sheet = tmp_path / "sheet.png"
+    done = run_cli("video", clips["long"], "--preview", sheet, *FAST, model=checkpoints["safetensors"])
+    assert done.returncode == 0, done.stderr
+    with av.open(str(sheet)) as container:
+        (frame,) = container.decode(video=0)
+    assert (frame.width, frame.height) == (3 * 320, 4 * 240)  # 4 rows of original | alpha | cut-out
+    picture = frame.to_ndarray(format="rgb24")
+    source = source_rgb(clips["long"])
+    for row, index in enumerate((0, 16, 33, 49)):  # spread over the 50 frames
+        np.testing.assert_array_equal(picture[row * 240:(row + 1) * 240, :320], source[index])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sheet.png"]
+    done = run_cli("video", clips["long"], model=checkpoints["safetensors"])
+    assert done.returncode == 2 and "give OUT, or --preview FILE.png" in one_error_line(done)
