@@ -140,7 +140,8 @@ class _Encoder:
         self.in_flight: collections.deque[av.VideoFrame] = collections.deque()
         self.audio_packets: collections.deque[av.Packet] = collections.deque()
         self.video_out: av.VideoStream | None = None
-        self.audio_out: dict[int, tuple[av.AudioStream, bool]] = {}
+        #: input audio stream index -> (output stream, resampler when re-encoding, None when copying)
+        self.audio_out: dict[int, tuple[av.AudioStream, av.AudioResampler | None]] = {}
 
     def run(self, remover: BackgroundRemover) -> int:
         job = self.job
@@ -158,8 +159,10 @@ class _Encoder:
             raise ProcessingError(f"no video frame could be decoded from {job.source}")
         self._mux(self.video_out.encode(None))
         self._mux_audio()
-        for stream, copied in self.audio_out.values():
-            if not copied:
+        for stream, resampler in self.audio_out.values():
+            if resampler is not None:
+                for converted in resampler.resample(None):
+                    self._mux(stream.encode(converted))
                 self._mux(stream.encode(None))
         progress.finish()
         return written
@@ -206,26 +209,32 @@ class _Encoder:
             stream.set_display_rotation(first.rotation)
         self.video_out = stream
         for audio in job.audio:
-            name = audio.codec_context.name
-            if name in self.output.supported_codecs:
-                self.audio_out[audio.index] = (self.output.add_stream_from_template(audio), True)
-            else:
-                codec = self.output.default_audio_codec
-                out = self.output.add_stream(codec, rate=audio.codec_context.sample_rate)
-                self.audio_out[audio.index] = (out, False)
+            if audio.codec_context.name in self.output.supported_codecs:
+                self.audio_out[audio.index] = (self.output.add_stream_from_template(audio), None)
+                continue
+            codec = self.output.default_audio_codec
+            rate = audio.codec_context.sample_rate
+            rates = av.Codec(codec, "w").audio_rates
+            if rates and rate not in rates:  # Opus takes 48 kHz, not 44.1
+                rate = 48000 if 48000 in rates else max(rates)
+            out = self.output.add_stream(codec, rate=rate)
+            out.layout = audio.codec_context.layout
+            resampler = av.AudioResampler(format=out.format, layout=out.layout, rate=rate)
+            self.audio_out[audio.index] = (out, resampler)
 
     def _mux_audio(self) -> None:
         """Mux (copy or re-encode) the audio packets demuxed so far."""
         while self.audio_packets:
             packet = self.audio_packets.popleft()
-            stream, copied = self.audio_out[packet.stream.index]
-            if copied:
+            stream, resampler = self.audio_out[packet.stream.index]
+            if resampler is None:
                 packet.stream = stream
                 self.output.mux(packet)
-            else:
-                for frame in packet.decode():
-                    frame.pts = None  # the encoder numbers samples itself
-                    self._mux(stream.encode(frame))
+                continue
+            for frame in packet.decode():
+                for converted in resampler.resample(frame):
+                    converted.pts = None  # the encoder numbers samples itself
+                    self._mux(stream.encode(converted))
 
     def _mux(self, packets: list[av.Packet]) -> None:
         for packet in packets:

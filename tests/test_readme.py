@@ -1,0 +1,47 @@
+"""Every command line in the README's pipe and video sections runs as written."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from cli_helpers import CLI
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def readme_commands() -> list[str]:
+    """The lines of the sh blocks under the ``pipe`` and ``video`` headings, comments stripped."""
+    text = README.read_text()
+    section = text[text.index("### `rmbg-filter pipe`"): text.index("### Exit status")]
+    lines = []
+    for block in re.findall(r"```sh\n(.*?)```", section, flags=re.S):
+        for line in block.splitlines():
+            command = re.sub(r"\s+# .*$", "", line).strip()
+            if command:
+                lines.append(command)
+    return lines
+
+
+def test_the_readme_has_the_examples() -> None:
+    commands = readme_commands()
+    assert sum("| rmbg-filter pipe" in c for c in commands) == 4
+    assert sum(c.startswith("rmbg-filter video") for c in commands) == 7
+
+
+@pytest.mark.parametrize("command", readme_commands())
+def test_readme_command_runs(command: str, tmp_path: Path, checkpoints: dict[str, Path]) -> None:
+    subprocess.run("ffmpeg -v error -f lavfi -i testsrc2=size=320x240:rate=25 -f lavfi -i sine=frequency=440 "
+                   "-frames:v 3 -c:v libx264 -pix_fmt yuv420p -c:a aac -shortest input.mp4",
+                   shell=True, cwd=tmp_path, check=True)
+    (tmp_path / "frames").mkdir()
+    env = {**os.environ, "PATH": f"{CLI.parent}:{os.environ['PATH']}", "RMBG_MODEL": str(checkpoints["pth"]),
+           "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    produced = {p.name for p in tmp_path.iterdir()} | {p.name for p in (tmp_path / "frames").iterdir()}
+    assert len(produced - {"input.mp4", "frames"}) >= 1
