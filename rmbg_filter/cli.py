@@ -56,6 +56,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps")
     group.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"),
                        help="auto: float16 on CUDA, float32 elsewhere; bfloat16 is the fast CPU mode")
+    group.add_argument("--runtime", default="auto", choices=("auto", "torch", "onnxruntime"),
+                       help="auto: ONNX Runtime for float32 on the CPU when installed (faster there), else torch")
     group.add_argument("--batch-size", type=int, default=1, metavar="N",
                        help="frames a network call (default 1; larger helps GPUs)")
     group.add_argument("--model-size", type=int, default=1024, metavar="N",
@@ -116,7 +118,7 @@ def _load(args: argparse.Namespace) -> BackgroundRemover:
     from .engine import load
 
     try:
-        return load(args.model, device=args.device, dtype=args.dtype, model_size=args.model_size,
+        return load(args.model, device=args.device, dtype=args.dtype, runtime=args.runtime, model_size=args.model_size,
                     batch_size=args.batch_size)
     except ValueError as error:
         raise InputError(str(error)) from error

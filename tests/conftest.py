@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,9 @@ from recipe import FIXTURES, recipe_state_dict
 from safetensors.torch import save_file
 
 from rmbg_filter import BriaRMBG, RMBGConfig
+
+# ONNX exports made by the tests (and the CLI runs they start) go to a fresh folder, not ~/.cache
+os.environ["RMBG_CACHE"] = tempfile.mkdtemp(prefix="rmbg-test-cache-")
 
 # config.json as published with RMBG-1.4 (auto_map names remote code we never run)
 PUBLISHED_CONFIG = {

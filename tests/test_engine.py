@@ -15,10 +15,12 @@ from rmbg_filter import Backend, load
 RNG = np.random.default_rng(11)
 
 
+@pytest.mark.parametrize("runtime", ["torch", "onnxruntime"])
 def test_alpha_of_the_fixture_frame_matches_the_seed_within_one_level(
-    checkpoints: dict[str, Path], parity: dict[str, np.ndarray]
+    runtime: str, checkpoints: dict[str, Path], parity: dict[str, np.ndarray]
 ) -> None:
-    remover = load(checkpoints["published"], device="cpu", dtype="float32")
+    remover = load(checkpoints["published"], device="cpu", dtype="float32", runtime=runtime)
+    assert remover.backend.runtime == runtime
     alpha = remover(parity["frame_333x500"])
     assert alpha.shape == (333, 500) and alpha.dtype == np.uint8
     difference = np.abs(alpha.astype(int) - parity["alpha_333x500"])
@@ -122,8 +124,13 @@ def test_closing_a_stream_early_stops_its_threads(remover_small) -> None:
 
 
 def test_backend_choice_and_refusals() -> None:
-    assert Backend.choose("cpu", "auto") == Backend(torch.device("cpu"), torch.float32)
-    assert Backend.choose("cpu", "bfloat16").dtype == torch.bfloat16
+    assert Backend.choose("cpu", "auto") == Backend(torch.device("cpu"), torch.float32, "onnxruntime")
+    assert Backend.choose("cpu", "auto", "torch").runtime == "torch"
+    assert Backend.choose("cpu", "bfloat16") == Backend(torch.device("cpu"), torch.bfloat16, "torch")
+    with pytest.raises(ValueError, match="runtime 'onnxruntime' runs float32 on the CPU"):
+        Backend.choose("cpu", "bfloat16", "onnxruntime")
+    with pytest.raises(ValueError, match="runtime must be one of auto, torch, onnxruntime, got 'tvm'"):
+        Backend.choose("cpu", "auto", "tvm")
     if not torch.cuda.is_available():
         assert Backend.choose("auto", "auto").device.type in ("cpu", "mps")
         with pytest.raises(ValueError, match="torch sees no CUDA GPU"):
