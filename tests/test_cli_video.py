@@ -190,8 +190,10 @@ def test_decode_error_in_the_middle_exits_1_with_no_output(clips, tmp_path: Path
 
 def test_ctrl_c_leaves_no_output(clips, tmp_path: Path, checkpoints) -> None:
     env = {**os.environ, "RMBG_MODEL": str(checkpoints["safetensors"])}
+    # a parent started in the background may ignore SIGINT, and children inherit that: undo it
     process = subprocess.Popen([str(CLI), "video", str(clips["long"]), str(tmp_path / "o.mov"), "-q"],
-                               env=env, stderr=subprocess.PIPE, text=True)
+                               env=env, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any(p.name.startswith(".o.") for p in tmp_path.iterdir()):
         time.sleep(0.1)

@@ -1,0 +1,235 @@
+"""Benchmark: the seed's loop, ONNX Runtime as rembg runs it, and this project's exact and fast modes.
+
+Prints markdown tables. All timings come from this one process, modes
+interleaved round by round on the same frames and the same deterministic
+weights (tests/recipe.py); peak RSS comes from one child process per mode.
+
+Usage: python scripts/bench.py [--frames 3] [--rounds 2] [--clip-frames 12] [--no-video]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "scripts")]
+
+from make_sample import sample_frame  # noqa: E402
+from recipe import FIXTURES, recipe_state_dict  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
+
+import rmbg_filter  # noqa: E402
+from rmbg_filter.network import BriaRMBG, RMBGConfig  # noqa: E402
+
+SIZE = (1024, 1024)
+MODES = ("seed", "onnxruntime-rembg", "exact", "fast")
+LABELS = {
+    "seed": "(1) seed loop: per frame, its pre/post, fp32 eager",
+    "onnxruntime-rembg": "(2) ONNX Runtime fp32, as rembg runs it",
+    "exact": "(3) rmbg-filter exact (float32, runtime auto)",
+    "fast": "(4) rmbg-filter fast (bfloat16)",
+}
+
+
+def seed_network() -> BriaRMBG:
+    network = BriaRMBG(RMBGConfig())
+    network.load_state_dict(recipe_state_dict())
+    return network.eval()
+
+
+def seed_runner() -> Callable[[np.ndarray], np.ndarray]:
+    """The seed's published loop body for one (H,W,3) uint8 frame."""
+    network = seed_network()
+
+    def run(frame: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            tensor = torch.tensor(frame, dtype=torch.float32).permute(2, 0, 1)
+            tensor = F.interpolate(torch.unsqueeze(tensor, 0), size=SIZE, mode="bilinear")
+            image = (tensor / 255.0 - 0.5) / 1.0
+            result = network(image)[0][0]
+            result = torch.squeeze(F.interpolate(result, size=frame.shape[:2], mode="bilinear"), 0)
+            high, low = torch.max(result), torch.min(result)
+            result = (result - low) / (high - low)
+            return (result * 255).permute(1, 2, 0).cpu().numpy().astype(np.uint8)[..., 0]
+
+    return run
+
+
+def rembg_runner(folder: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """ONNX Runtime with default session options on the whole network (all six outputs),
+    with numpy/PIL pre- and postprocess, the way rembg's BRIA session runs RMBG-1.4."""
+    import onnxruntime
+    from PIL import Image
+
+    path = folder / "rmbg-full.onnx"
+    torch.onnx.export(seed_network(), (torch.zeros(1, 3, *SIZE),), str(path), dynamo=False, opset_version=18,
+                      input_names=["input"])
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def run(frame: np.ndarray) -> np.ndarray:
+        picture = Image.fromarray(frame).resize(SIZE[::-1], Image.Resampling.BILINEAR)
+        pixels = (np.asarray(picture, np.float32) / 255.0 - 0.5).transpose(2, 0, 1)[None]
+        side = session.run(None, {"input": np.ascontiguousarray(pixels)})[0][0, 0]
+        side = (side - side.min()) / (side.max() - side.min())
+        mask = Image.fromarray((side * 255).astype(np.uint8)).resize(frame.shape[1::-1], Image.Resampling.BILINEAR)
+        return np.asarray(mask)
+
+    return run
+
+
+def engine_runner(weights: Path, mode: str) -> Callable[[np.ndarray], np.ndarray]:
+    dtype = "bfloat16" if mode == "fast" else "float32"
+    remover = rmbg_filter.load(weights, device="cpu", dtype=dtype)
+    return remover
+
+
+def runner(mode: str, weights: Path, folder: Path) -> Callable[[np.ndarray], np.ndarray]:
+    if mode == "seed":
+        return seed_runner()
+    if mode == "onnxruntime-rembg":
+        return rembg_runner(folder)
+    return engine_runner(weights, mode)
+
+
+def frames_720p(count: int) -> list[np.ndarray]:
+    return [sample_frame(1280, 720, phase=i * 0.7) for i in range(count)]
+
+
+def peak_rss_mb(command: list[str]) -> float:
+    """Peak resident memory (MiB) of a child process run to its end."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    if status != 0:
+        raise RuntimeError(f"{command} failed with status {status}")
+    return usage.ru_maxrss / 1024
+
+
+def child_main(mode: str, weights: Path, count: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        run = runner(mode, weights, Path(folder))
+        for frame in frames_720p(count):
+            run(frame)
+
+
+def make_clip(path: Path, frames: int, size: str = "1280x720") -> None:
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25",
+                    "-frames:v", str(frames), "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)], check=True)
+
+
+def video_rows(weights: Path, folder: Path, clip_frames: int) -> list[str]:
+    """End-to-end ``video`` fps against inference alone on the same decoded frames, per mode."""
+    import av
+
+    from rmbg_filter.compositing import parse_output
+    from rmbg_filter.video_tool import VideoJob, VideoOptions
+
+    clip = folder / "clip720.mp4"
+    make_clip(clip, clip_frames)
+    with av.open(str(clip)) as container:
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    rows = []
+    for mode in ("exact", "fast"):
+        remover = engine_runner(weights, mode)
+        remover(decoded[0])  # warm-up
+        start = time.perf_counter()
+        for _ in remover.stream(iter(decoded)):
+            pass
+        inference = len(decoded) / (time.perf_counter() - start)
+        out = folder / f"out-{mode}.mov"
+        with VideoJob(clip, out, VideoOptions(parse_output("rgba"), overwrite=True)) as job:
+            start = time.perf_counter()
+            written = job.run(remover)
+            end_to_end = written / (time.perf_counter() - start)
+        rows.append(f"| {mode} | {inference:.3f} | {end_to_end:.3f} | {end_to_end / inference:.2f} |")
+    return rows
+
+
+def rss_rows(weights: Path, folder: Path) -> list[str]:
+    """Peak RSS of ``rmbg-filter video`` on 10 s and 60 s 720p clips (network at 128 to keep it short)."""
+    cli = Path(sys.executable).parent / "rmbg-filter"
+    rows = []
+    for seconds in (10, 60):
+        clip = folder / f"clip{seconds}.mp4"
+        make_clip(clip, seconds * 25)
+        command = [str(cli), "video", str(clip), str(folder / f"rss{seconds}.mkv"), "-y", "-q",
+                   "--model", str(weights), "--model-size", "128"]
+        start = time.perf_counter()
+        peak = peak_rss_mb(command)
+        rows.append(f"| {seconds} s ({seconds * 25} frames) | {peak:.0f} | {time.perf_counter() - start:.0f} |")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=3, help="720p frames per mode and round")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--clip-frames", type=int, default=12, help="frames of the end-to-end 720p clip")
+    parser.add_argument("--no-video", action="store_true", help="skip the end-to-end and RSS parts")
+    parser.add_argument("--child", nargs=3, metavar=("MODE", "WEIGHTS", "COUNT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child_main(args.child[0], Path(args.child[1]), int(args.child[2]))
+        return
+    os.environ.setdefault("RMBG_CACHE", tempfile.mkdtemp(prefix="rmbg-bench-cache-"))
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        weights = folder / "model.safetensors"
+        save_file(recipe_state_dict(), weights)
+        frames = frames_720p(args.frames)
+        runners = {mode: runner(mode, weights, folder) for mode in MODES}
+        for run in runners.values():
+            run(frames[0])  # warm-up: first-call costs are paid once
+        seconds: dict[str, list[float]] = {mode: [] for mode in MODES}
+        for _ in range(args.rounds):
+            for mode, run in runners.items():
+                start = time.perf_counter()
+                for frame in frames:
+                    run(frame)
+                seconds[mode].append((time.perf_counter() - start) / len(frames))
+        rss = {mode: peak_rss_mb([sys.executable, __file__, "--child", mode, str(weights), "2"]) for mode in MODES}
+        seed = statistics.median(seconds["seed"])
+        fixture = np.load(FIXTURES / "rmbg14_parity.npz")
+        exact_alpha = runners["exact"](fixture["frame_333x500"]).astype(int)
+        fast_error = np.abs(runners["fast"](fixture["frame_333x500"]).astype(int) - exact_alpha)
+        exact_error = np.abs(exact_alpha - fixture["alpha_333x500"])
+
+        print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+              f"torch {torch.__version__} ({torch.get_num_threads()} threads); 1280x720 frames, "
+              f"model input 1024x1024, median of {args.rounds} rounds of {args.frames} frames\n")
+        print("| mode | s/frame | speed-up vs (1) | peak RSS MiB | alpha error (max / mean levels) |")
+        print("|---|---|---|---|---|")
+        for mode in MODES:
+            median = statistics.median(seconds[mode])
+            error = {"exact": f"vs seed fixture: {exact_error.max()} / {exact_error.mean():.3f}",
+                     "fast": f"vs exact: {fast_error.max()} / {fast_error.mean():.3f}"}.get(mode, "")
+            print(f"| {LABELS[mode]} | {median:.3f} | {seed / median:.2f}x | {rss[mode]:.0f} | {error} |")
+        if args.no_video:
+            return
+        print(f"\nEnd to end: `rmbg-filter video` to ProRes 4444 on a generated 720p H.264 clip of "
+              f"{args.clip_frames} frames, against inference alone on the same decoded frames\n")
+        print("| mode | inference fps | end-to-end fps | ratio |")
+        print("|---|---|---|---|")
+        for row in video_rows(weights, folder, args.clip_frames):
+            print(row)
+        print("\nMemory: peak RSS of `rmbg-filter video` (FFV1 out, --model-size 128 to keep the run short)\n")
+        print("| clip | peak RSS MiB | wall s |")
+        print("|---|---|---|")
+        for row in rss_rows(weights, folder):
+            print(row)
+
+
+if __name__ == "__main__":
+    main()
