@@ -1,4 +1,4 @@
-# rmbg-filter: `make demo` runs the main job on a sample it makes; `make test` runs every test.
+# rmbg-filter: `make demo` runs the main job on a sample clip it makes; `make test` runs every test.
 # Both set up what they need first (Debian packages, a venv of the system Python).
 
 PYTHON_SYSTEM ?= /usr/bin/python3
@@ -32,8 +32,8 @@ test: setup
 
 demo: setup
 	mkdir -p demo
-	$(PY) scripts/make_sample.py demo/sample.png
-	$(VENV)/bin/rmbg-filter image demo/sample.png demo/sample_cutout.png --overwrite
+	$(PY) scripts/make_sample.py demo/sample.mp4
+	$(VENV)/bin/rmbg-filter video demo/sample.mp4 demo/sample_cutout.mov --preview demo/sample_preview.png --overwrite
 
 bench: setup
 	$(PY) scripts/bench.py

@@ -10,6 +10,7 @@ Usage: python scripts/bench.py [--frames 3] [--rounds 2] [--clip-frames 12] [--n
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import statistics
@@ -109,12 +110,23 @@ def frames_720p(count: int) -> list[np.ndarray]:
 
 
 def peak_rss_mb(command: list[str]) -> float:
-    """Peak resident memory (MiB) of a child process run to its end."""
+    """Peak resident memory (MiB) of a child process run to its end.
+
+    Read from the child's own ``VmHWM``, polled: ``ru_maxrss`` of a child on
+    Linux starts from the parent's size at fork, which would hide the child's.
+    """
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    if status != 0:
-        raise RuntimeError(f"{command} failed with status {status}")
-    return usage.ru_maxrss / 1024
+    status_file = Path(f"/proc/{process.pid}/status")
+    peak_kib = 0
+    while process.poll() is None:
+        with contextlib.suppress(OSError):
+            for line in status_file.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak_kib = max(peak_kib, int(line.split()[1]))
+        time.sleep(0.05)
+    if process.returncode != 0:
+        raise RuntimeError(f"{command} failed with status {process.returncode}")
+    return peak_kib / 1024
 
 
 def child_main(mode: str, weights: Path, count: int) -> None:
@@ -122,6 +134,7 @@ def child_main(mode: str, weights: Path, count: int) -> None:
         run = runner(mode, weights, Path(folder))
         for frame in frames_720p(count):
             run(frame)
+        time.sleep(0.2)  # let the parent's poll see the peak
 
 
 def make_clip(path: Path, frames: int, size: str = "1280x720") -> None:
@@ -175,7 +188,7 @@ def rss_rows(weights: Path, folder: Path) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=3, help="720p frames per mode and round")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clip-frames", type=int, default=12, help="frames of the end-to-end 720p clip")
     parser.add_argument("--no-video", action="store_true", help="skip the end-to-end and RSS parts")
     parser.add_argument("--child", nargs=3, metavar=("MODE", "WEIGHTS", "COUNT"), help=argparse.SUPPRESS)

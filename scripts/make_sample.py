@@ -1,12 +1,14 @@
-"""Make a sample picture for the demo: a lit sphere in front of a striped wall.
+"""Make a sample for the demo: a lit sphere moving in front of a striped wall.
 
-Usage: python scripts/make_sample.py OUT.png [WIDTHxHEIGHT]
+Usage: python scripts/make_sample.py OUT.png|OUT.mp4 [WIDTHxHEIGHT]
+A .png gets one picture; a .mp4 a 2-second H.264 clip at 25 fps.
 """
 
 from __future__ import annotations
 
 import sys
 
+import av
 import numpy as np
 from PIL import Image
 
@@ -25,7 +27,21 @@ def sample_frame(width: int, height: int, phase: float = 0.0) -> np.ndarray:
     return (np.clip(image, 0, 1) * 255).astype(np.uint8)
 
 
+def write_clip(path: str, width: int, height: int, frames: int = 50) -> None:
+    """Write ``frames`` frames of the moving sphere as H.264 at 25 fps."""
+    with av.open(path, "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for index in range(frames):
+            frame = av.VideoFrame.from_ndarray(sample_frame(width, height, index * 0.12), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+
+
 if __name__ == "__main__":
     size = sys.argv[2] if len(sys.argv) > 2 else "640x480"
     width, height = (int(v) for v in size.split("x"))
-    Image.fromarray(sample_frame(width, height)).save(sys.argv[1])
+    if sys.argv[1].endswith(".mp4"):
+        write_clip(sys.argv[1], width, height)
+    else:
+        Image.fromarray(sample_frame(width, height)).save(sys.argv[1])
