@@ -96,8 +96,8 @@ class BackgroundRemover:
         self.batch_size = batch_size
         self.network = network.to(device=backend.device, dtype=backend.dtype,
                                   memory_format=torch.channels_last).eval()
-        self._matte = (onnx_runtime.OnnxMatte(self.network, model_size).matte if backend.runtime == "onnxruntime"
-                       else self.network.matte)
+        self._matte = (onnx_runtime.OnnxMatte(self.network, model_size, batch_size).matte
+                       if backend.runtime == "onnxruntime" else self.network.matte)
 
     def __call__(self, frames: Any) -> np.ndarray:
         batch, batched = as_frame_batch(frames)
