@@ -234,3 +234,28 @@ def test_preview_alone_writes_a_contact_sheet_of_spread_frames(clips, tmp_path: 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sheet.png"]
     done = run_cli("video", clips["long"], model=checkpoints["safetensors"])
     assert done.returncode == 2 and "give OUT, or --preview FILE.png" in one_error_line(done)
+
+
+def test_rotation_and_colour_tags_are_kept(tmp_path: Path, checkpoints) -> None:
+    source = tmp_path / "rotated.mp4"
+    with av.open(str(source), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream.codec_context.colorspace = 1  # BT.709
+        stream.codec_context.color_primaries = 1
+        stream.codec_context.color_trc = 1
+        stream.codec_context.color_range = 1  # limited
+        stream.set_display_rotation(90)
+        for index in range(3):
+            picture = np.full((240, 320, 3), index * 40, np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        container.mux(stream.encode(None))
+    for name in ("cut.mov", "green.mp4"):
+        out = tmp_path / name
+        mode = ("--output", "green") if name == "green.mp4" else ()
+        done = run_cli("video", source, out, *mode, *FAST, model=checkpoints["safetensors"])
+        assert done.returncode == 0, done.stderr
+        with av.open(str(out)) as container:
+            context = container.streams.video[0].codec_context
+            assert (context.colorspace, context.color_primaries, context.color_trc, context.color_range) == (1, 1, 1, 1)
+            assert next(container.decode(video=0)).rotation == 90
