@@ -118,8 +118,8 @@ def _load(args: argparse.Namespace) -> BackgroundRemover:
     from .engine import load
 
     try:
-        return load(args.model, device=args.device, dtype=args.dtype, runtime=args.runtime, model_size=args.model_size,
-                    batch_size=args.batch_size)
+        return load(args.model, device=args.device, dtype=args.dtype, runtime=args.runtime,
+                    model_size=args.model_size, batch_size=args.batch_size)
     except ValueError as error:
         raise InputError(str(error)) from error
 
@@ -128,8 +128,7 @@ def _run(args: argparse.Namespace) -> None:
     if args.command == "image":
         from .image_tool import remove_background_from_image
 
-        remover = _load(args)
-        width, height = remove_background_from_image(remover, args.input, args.output, args.mode,
+        width, height = remove_background_from_image(lambda: _load(args), args.input, args.output, args.mode,
                                                      overwrite=args.overwrite)
         print(f"wrote {args.output} ({width}x{height}, {args.mode.kind})", file=sys.stderr)
     elif args.command == "pipe":

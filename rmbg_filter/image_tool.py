@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .compositing import OutputMode, composite
 from .engine import BackgroundRemover
 from .errors import InputError
-from .safe_output import atomic_output
+from .safe_output import atomic_output, check_destination
 
 __all__ = ["read_rgb", "remove_background_from_image"]
 
@@ -35,17 +36,20 @@ def read_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
 
 
 def remove_background_from_image(
-    remover: BackgroundRemover, source: Path, destination: Path, mode: OutputMode, *, overwrite: bool
+    load_remover: Callable[[], BackgroundRemover], source: Path, destination: Path, mode: OutputMode, *,
+    overwrite: bool,
 ) -> tuple[int, int]:
     """Write ``destination`` (format by its suffix) for ``source``; returns (width, height).
 
     Every check (input, background, output format, existing output) is made
-    before the network runs.
+    before ``load_remover`` is called to load the model.
     """
     image_format = _writable_format(destination, mode)
+    check_destination(destination, overwrite=overwrite)
     frame = read_rgb(source)
     height, width = frame.shape[:2]
     background = read_rgb(mode.image, (width, height)) if mode.image is not None else None
+    remover = load_remover()
     with atomic_output(destination, overwrite=overwrite) as temporary:
         result = composite(frame, remover(frame), mode, background)
         Image.fromarray(result).save(temporary, format=image_format)
