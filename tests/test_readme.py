@@ -38,8 +38,9 @@ def test_readme_command_runs(command: str, tmp_path: Path, checkpoints: dict[str
     subprocess.run("ffmpeg -v error -f lavfi -i testsrc2=size=320x240:rate=25 -f lavfi -i sine=frequency=440 "
                    "-frames:v 3 -c:v libx264 -pix_fmt yuv420p -c:a aac -shortest input.mp4",
                    shell=True, cwd=tmp_path, check=True)
-    subprocess.run("ffmpeg -v error -f lavfi -i testsrc2=size=320x240 -frames:v 1 photo.jpg beach.jpg",
-                   shell=True, cwd=tmp_path, check=True)
+    for picture in ("photo.jpg", "beach.jpg"):
+        subprocess.run(f"ffmpeg -v error -f lavfi -i testsrc2=size=320x240 -frames:v 1 {picture}",
+                       shell=True, cwd=tmp_path, check=True)
     (tmp_path / "frames").mkdir()
     models = tmp_path / "home" / "models"
     shutil.copytree(checkpoints["published"], models / "RMBG-1.4")
