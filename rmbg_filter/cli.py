@@ -135,7 +135,7 @@ def _run(args: argparse.Namespace) -> None:
         from .pipe import PipeOptions, run_pipe
 
         options = PipeOptions(args.size, args.pix_fmt, args.mode, args.out_format == "y4m")
-        run_pipe(_load(args), options, sys.stdin.buffer, sys.stdout.buffer)
+        run_pipe(lambda: _load(args), options, sys.stdin.buffer, sys.stdout.buffer)
     elif args.command == "video":
         from .video_tool import VideoJob, VideoOptions
 

@@ -7,7 +7,7 @@ Each output frame is written and flushed as soon as its alpha is ready, so
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -74,10 +74,12 @@ def raw_frames(stream: BinaryIO, width: int, height: int, pix_fmt: str, start: b
         index += 1
 
 
-def run_pipe(remover: BackgroundRemover, options: PipeOptions, stdin: BinaryIO, stdout: BinaryIO) -> int:
+def run_pipe(load_remover: Callable[[], BackgroundRemover], options: PipeOptions, stdin: BinaryIO,
+             stdout: BinaryIO) -> int:
     """Filter every frame of ``stdin`` to ``stdout``; returns the number of frames written.
 
-    BrokenPipeError (the reader went away) propagates.
+    The stream's header and the options are checked before ``load_remover``
+    loads the model. BrokenPipeError (the reader went away) propagates.
     """
     start = read_exact(stdin, len(SIGNATURE))
     if start == SIGNATURE:
@@ -93,15 +95,16 @@ def run_pipe(remover: BackgroundRemover, options: PipeOptions, stdin: BinaryIO, 
     else:
         (width, height), rate, aspect = options.size, "25:1", "1:1"
         frames = raw_frames(stdin, width, height, options.pix_fmt or "rgb24", bytes(start))
-    if options.y4m_out:
-        if options.mode.kind != "alpha":
-            raise InputError("--out-format y4m carries --output alpha only; use raw for rgba and composites")
-        stdout.write(mono_header(width, height, rate, aspect))
+    if options.y4m_out and options.mode.kind != "alpha":
+        raise InputError("--out-format y4m carries --output alpha only; use raw for rgba and composites")
     background = None
     if options.mode.image is not None:
         from .image_tool import read_rgb
 
         background = read_rgb(options.mode.image, (width, height))
+    remover = load_remover()
+    if options.y4m_out:
+        stdout.write(mono_header(width, height, rate, aspect))
     written = 0
     for frame, alpha in remover.stream_pairs(frames):
         if options.y4m_out:

@@ -16,9 +16,17 @@ RNG = np.random.default_rng(9)
 FRAMES = RNG.integers(0, 256, (3, 23, 31, 3), dtype=np.uint8)
 
 
-def pipe(remover, data: bytes, *, size=(31, 23), pix_fmt=None, output="alpha", y4m_out=False) -> bytes:
+def pipe(remover, data: bytes, *, size=(31, 23), pix_fmt=None, output="alpha", y4m_out=False,
+         loads: list[int] | None = None) -> bytes:
+    """Run the pipe in-process on ``data``; each model load is counted in ``loads``."""
     out = io.BytesIO()
-    run_pipe(remover, PipeOptions(size, pix_fmt, parse_output(output), y4m_out), io.BytesIO(data), out)
+
+    def load():
+        if loads is not None:
+            loads.append(1)
+        return remover
+
+    run_pipe(load, PipeOptions(size, pix_fmt, parse_output(output), y4m_out), io.BytesIO(data), out)
     return out.getvalue()
 
 
@@ -47,7 +55,7 @@ def test_cut_last_frame_writes_the_complete_ones_then_says_where(remover_small) 
     data = FRAMES.tobytes()[:-100]
     options = PipeOptions((31, 23), None, parse_output("alpha"), False)
     with pytest.raises(InputError, match=r"stdin ended inside frame 2: got 2039 of 2139 bytes"):
-        run_pipe(remover_small, options, io.BytesIO(data), out)
+        run_pipe(lambda: remover_small, options, io.BytesIO(data), out)
     assert out.getvalue() == remover_small(FRAMES[:2]).tobytes()
 
 
@@ -90,9 +98,14 @@ def test_y4m_in_and_mono_y4m_out_keep_rate_and_size(remover_small) -> None:
 )
 def test_bad_streams_are_refused_in_one_line(remover_small, data: bytes, options: dict, message: str) -> None:
     settings = {"size": None, "pix_fmt": None, "output": "alpha", "y4m_out": False, **options}
+    loads = []
     with pytest.raises(InputError, match=message) as caught:
-        pipe(remover_small, data, **settings)
+        pipe(remover_small, data, loads=loads, **settings)
     assert "\n" not in str(caught.value)
+    header_errors = ("disagrees", "does not apply", "not supported", "out of range", "lacks", "cut short",
+                     "needs --size", "carries --output")
+    if any(word in message for word in header_errors):
+        assert loads == [], "the model was loaded before a header error was found"
 
 
 @pytest.mark.parametrize("text", ["1280", "1280x", "x720", "12.5x4", "0x10", "20000x10", "-5x5"])
