@@ -8,10 +8,20 @@ SUDO          := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES  := python3-venv python3-dev ffmpeg
 # torch 2.13.0 is the release whose CPU wheel this machine image carries for Python 3.11.
 TORCH         ?= torch==2.13.0
+# VapourSynth's wheels need Python 3.12+: on Debian 13 the system Python serves it from the main
+# venv; on Debian 12 a second venv is made from a Python 3.12 (pyenv's here, or python3.12 on PATH).
+SYSTEM_MINOR  := $(shell $(PYTHON_SYSTEM) -c 'import sys; print(sys.version_info[1])')
+ifeq ($(shell [ "$(SYSTEM_MINOR)" -ge 12 ] && echo new),new)
+VS_VENV       ?= $(VENV)
+else
+VS_VENV       ?= .venv-vs
+PYTHON_VS     ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) $(shell command -v python3.12 python3.13))
+endif
+VS_PY         := $(VS_VENV)/bin/python
 
 .PHONY: setup test demo bench lint clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed $(VS_VENV)/.installed-vs
 
 $(VENV)/.installed: pyproject.toml Makefile
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -26,9 +36,18 @@ $(VENV)/.installed: pyproject.toml Makefile
 		'transformers', transformers.__version__, 'av', av.__version__, 'numpy', numpy.__version__)"
 	touch $@
 
+$(VS_VENV)/.installed-vs: $(VENV)/.installed
+	@if [ "$(VS_VENV)" != "$(VENV)" ]; then \
+		[ -n "$(PYTHON_VS)" ] || { echo "setup: VapourSynth needs Python 3.12+; install python3.12 or set PYTHON_VS=/path/to/python3.12" >&2; exit 2; }; \
+		$(PYTHON_VS) -m venv $(VS_VENV) && $(VS_PY) -m pip install -q --upgrade pip && $(VS_PY) -m pip install -q "$(TORCH)"; \
+	fi
+	$(VS_PY) -m pip install -q -e ".[vapoursynth]"
+	$(VS_VENV)/bin/vapoursynth config
+	touch $@
+
 test: setup
-	$(PY) -m ruff check rmbg_filter tests scripts
-	$(PY) -m pytest -q
+	$(PY) -m ruff check rmbg_filter plugins tests scripts
+	RMBG_VS_PYTHON=$(abspath $(VS_PY)) $(PY) -m pytest -q
 
 demo: setup
 	mkdir -p demo
@@ -39,7 +58,7 @@ bench: setup
 	$(PY) scripts/bench.py
 
 lint: setup
-	$(PY) -m ruff check rmbg_filter tests scripts
+	$(PY) -m ruff check rmbg_filter plugins tests scripts
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(VS_VENV) demo .pytest_cache .ruff_cache *.egg-info
