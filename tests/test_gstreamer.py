@@ -1,0 +1,146 @@
+"""The GStreamer element ``rmbg``, run for real with ``gst-launch-1.0`` and ``gst-inspect-1.0``.
+
+The element is found through ``GST_PLUGIN_PATH=<repo>/plugins/gstreamer`` and
+imports the core from this venv through ``PYTHONPATH``, as the README tells users.
+Raw frames go in and out through files; GStreamer pads rows to 4 bytes, which
+the helpers here do too, so odd widths test the element's stride handling.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import site
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pictures import picture
+
+from rmbg_filter import load
+from rmbg_filter.compositing import GREEN, composite, parse_output
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def gst_env(tmp_path_factory: pytest.TempPathFactory, checkpoints: dict[str, Path]) -> dict[str, str]:
+    """The environment of a user who followed the README, with a registry of its own."""
+    return {**os.environ, "HF_HUB_OFFLINE": "1",
+            "GST_PLUGIN_PATH": str(ROOT / "plugins" / "gstreamer"),
+            "PYTHONPATH": os.pathsep.join([str(ROOT), *site.getsitepackages()]),
+            "GST_REGISTRY": str(tmp_path_factory.mktemp("gst") / "registry.bin"),
+            "RMBG_MODEL": str(checkpoints["safetensors"])}
+
+
+@pytest.fixture(scope="module")
+def engine(checkpoints: dict[str, Path]):
+    """The core engine with the element's settings below (model size 64, runtime auto)."""
+    return load(checkpoints["safetensors"], device="cpu", model_size=64)
+
+
+def stride(width: int, channels: int) -> int:
+    """GStreamer's default row stride: the row's bytes rounded up to 4."""
+    return (width * channels + 3) // 4 * 4
+
+
+def to_rows(frames: np.ndarray) -> bytes:
+    """Frames (N,H,W,C) uint8 as GStreamer lays them out, rows padded to the stride."""
+    count, height, width, channels = frames.shape
+    rows = np.zeros((count, height, stride(width, channels)), np.uint8)
+    rows[:, :, :width * channels] = frames.reshape(count, height, -1)
+    return rows.tobytes()
+
+
+def from_rows(data: bytes, height: int, width: int, channels: int) -> np.ndarray:
+    """The inverse of ``to_rows``: (N,H,W,C) uint8."""
+    rows = np.frombuffer(data, np.uint8).reshape(-1, height, stride(width, channels))
+    return rows[:, :, :width * channels].reshape(-1, height, width, channels)
+
+
+def launch(pipeline: str, env: dict[str, str], cwd: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["gst-launch-1.0", *flags, *pipeline.split()], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def run_frames(frames: np.ndarray, fmt: str, element: str, env: dict[str, str], cwd: Path,
+               *flags: str) -> subprocess.CompletedProcess[str]:
+    """Feed ``frames`` in caps format ``fmt`` through ``element``; its output lands in cwd/out.raw."""
+    _, height, width, _ = frames.shape
+    (cwd / "in.raw").write_bytes(to_rows(frames))
+    return launch(f"filesrc location=in.raw ! rawvideoparse format={fmt.lower()} width={width} height={height} "
+                  f"framerate=25/1 ! {element} ! filesink location=out.raw", env, cwd, *flags)
+
+
+def test_inspect_documents_every_property(gst_env: dict[str, str]) -> None:
+    done = subprocess.run(["gst-inspect-1.0", "rmbg"], env=gst_env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    for name in ("model", "output", "device", "dtype", "runtime", "batch-size", "model-size"):
+        assert re.search(rf"^  {name} +: \S", done.stdout, re.MULTILINE), name
+    assert "GRAY8" in done.stdout and "BGRx" in done.stdout
+
+
+@pytest.mark.parametrize(("fmt", "order"), [("RGB", [0, 1, 2]), ("BGR", [2, 1, 0]), ("BGRx", [2, 1, 0, 3]),
+                                            ("RGBA", [0, 1, 2, 3])])
+def test_alpha_of_every_input_format_equals_the_core(fmt: str, order: list[int], tmp_path: Path,
+                                                     gst_env: dict[str, str], engine) -> None:
+    rgb = np.stack([picture(45, 67), picture(45, 67)[::-1]])
+    with_fourth = np.concatenate([rgb, np.full((2, 45, 67, 1), 200, np.uint8)], axis=3)
+    done = run_frames(with_fourth[..., order], fmt, "rmbg model-size=64 output=alpha", gst_env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    alphas = from_rows((tmp_path / "out.raw").read_bytes(), 45, 67, 1)[..., 0]
+    assert alphas.shape == (2, 45, 67)
+    assert np.abs(alphas.astype(int) - engine(rgb)).max() <= 1
+
+
+def test_rgba_keeps_the_pixels_and_green_composites(tmp_path: Path, gst_env: dict[str, str], engine) -> None:
+    rgb = picture(31, 53)[None]
+    alpha = engine(rgb)[0]
+    done = run_frames(rgb, "RGB", "rmbg model-size=64", gst_env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    rgba = from_rows((tmp_path / "out.raw").read_bytes(), 31, 53, 4)[0]
+    np.testing.assert_array_equal(rgba[..., :3], rgb[0])
+    assert np.abs(rgba[..., 3].astype(int) - alpha).max() <= 1
+
+    done = run_frames(rgb, "RGB", "rmbg model-size=64 output=green", gst_env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    composited = from_rows((tmp_path / "out.raw").read_bytes(), 31, 53, 3)[0]
+    expected = composite(rgb[0], alpha, parse_output("green"))
+    assert np.abs(composited.astype(int) - expected).max() <= 2
+    assert GREEN in {tuple(p) for p in composited.reshape(-1, 3)} or alpha.min() > 0
+
+
+def test_timestamps_and_frame_count_survive(tmp_path: Path, gst_env: dict[str, str]) -> None:
+    done = launch("videotestsrc num-buffers=7 pattern=ball ! video/x-raw,width=96,height=64,framerate=30000/1001 "
+                  "! videoconvert ! rmbg model-size=64 batch-size=3 ! identity silent=false ! fakesink",
+                  gst_env, tmp_path, "-v")
+    assert done.returncode == 0, done.stderr
+    chains = re.findall(r"chain.*\(identity0:sink\).*pts: (\d+:\d+:\d+\.\d+)", done.stdout)
+    assert len(chains) == 7, done.stdout[-2000:]
+    assert chains[0] == "0:00:00.000000000" and chains[6] == "0:00:00.200200000"  # 6 * 1001/30000 s
+    assert "format=(string)RGBA, width=(int)96, height=(int)64" in done.stdout
+
+
+def test_a_long_clip_into_a_real_encoder(tmp_path: Path, gst_env: dict[str, str]) -> None:
+    done = launch("videotestsrc num-buffers=40 pattern=smpte ! video/x-raw,width=80,height=48,framerate=25/1 "
+                  "! videoconvert ! rmbg model-size=64 output=alpha ! videoconvert ! pngenc ! "
+                  "multifilesink location=alpha-%03d.png", gst_env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert len(list(tmp_path.glob("alpha-*.png"))) == 40
+
+
+@pytest.mark.parametrize(("element", "message"), [
+    ("rmbg model=missing/model.safetensors", "rmbg: model not found: missing/model.safetensors"),
+    ("rmbg output=purple", "rmbg: output must be rgba, alpha, green, color:#RRGGBB, blur or image:PATH"),
+    ("rmbg output=image:missing.png", "rmbg: input not found: missing.png"),
+    ("rmbg dtype=float64", "rmbg: dtype must be"),
+])
+def test_bad_settings_fail_the_pipeline_with_an_element_error(element: str, message: str, tmp_path: Path,
+                                                              gst_env: dict[str, str]) -> None:
+    done = launch(f"videotestsrc num-buffers=2 ! videoconvert ! {element} ! fakesink", gst_env, tmp_path)
+    assert done.returncode != 0  # gst-launch-1.0 exits 255 when the pipeline cannot start
+    errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR: from element")]
+    assert errors and errors[0].startswith("ERROR: from element /GstPipeline:pipeline0/GstRmbg:rmbg0: "), errors
+    assert message in errors[0]
+    assert "Traceback" not in done.stderr
