@@ -1,7 +1,7 @@
 """The GStreamer element ``rmbg``, run for real with ``gst-launch-1.0`` and ``gst-inspect-1.0``.
 
 The element is found through ``GST_PLUGIN_PATH=<repo>/plugins/gstreamer`` and
-imports the core from this venv through ``PYTHONPATH``, as the README tells users.
+imports the core from the venv that ``VIRTUAL_ENV`` names, as the README tells users.
 Raw frames go in and out through files; GStreamer pads rows to 4 bytes, which
 the helpers here do too, so odd widths test the element's stride handling.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import re
-import site
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def gst_env(tmp_path_factory: pytest.TempPathFactory, checkpoints: dict[str, Path]) -> dict[str, str]:
     """The environment of a user who followed the README, with a registry of its own."""
-    return {**os.environ, "HF_HUB_OFFLINE": "1",
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    return {**env, "HF_HUB_OFFLINE": "1", "VIRTUAL_ENV": sys.prefix,
             "GST_PLUGIN_PATH": str(ROOT / "plugins" / "gstreamer"),
-            "PYTHONPATH": os.pathsep.join([str(ROOT), *site.getsitepackages()]),
             "GST_REGISTRY": str(tmp_path_factory.mktemp("gst") / "registry.bin"),
             "RMBG_MODEL": str(checkpoints["safetensors"])}
 
@@ -144,3 +144,10 @@ def test_bad_settings_fail_the_pipeline_with_an_element_error(element: str, mess
     assert errors and errors[0].startswith("ERROR: from element /GstPipeline:pipeline0/GstRmbg:rmbg0: "), errors
     assert message in errors[0]
     assert "Traceback" not in done.stderr
+
+
+def test_without_the_venv_the_element_says_how_to_find_the_core(tmp_path: Path, gst_env: dict[str, str]) -> None:
+    env = {name: value for name, value in gst_env.items() if name != "VIRTUAL_ENV"}
+    done = launch("videotestsrc num-buffers=2 ! videoconvert ! rmbg ! fakesink", env, tmp_path)
+    assert done.returncode != 0
+    assert "rmbg: cannot import rmbg_filter (No module named 'rmbg_filter'); activate the venv" in done.stderr

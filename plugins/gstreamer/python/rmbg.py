@@ -19,7 +19,11 @@ READY to PAUSED; a bad model or option fails that change with an element error.
 from __future__ import annotations
 
 import collections
+import importlib
+import os
 import queue
+import site
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,17 +33,37 @@ import gi
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstVideo", "1.0")
-import numpy as np  # noqa: E402
 from gi.repository import GLib, GObject, Gst, GstVideo  # noqa: E402
 
-try:  # the core comes from the venv that PYTHONPATH names; without it the element says so when started
+
+def _find_core() -> ImportError | None:
+    """Make the core importable; the ImportError when it cannot be found.
+
+    GStreamer's plugin loader runs the system Python, which does not see a venv.
+    The core is found through PYTHONPATH, or in the venv that ``VIRTUAL_ENV`` names
+    (set by ``source .venv/bin/activate``), whose site directory is then added.
+    """
+    try:
+        importlib.import_module("rmbg_filter")
+    except ImportError as error:
+        venv = os.environ.get("VIRTUAL_ENV")
+        if not venv:
+            return error
+        site.addsitedir(f"{venv}/lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages")
+        try:
+            importlib.import_module("rmbg_filter")
+        except ImportError as second:
+            return second
+    return None
+
+
+_IMPORT_ERROR = _find_core()
+if _IMPORT_ERROR is None:  # numpy too comes from the venv
+    import numpy as np
+
     from rmbg_filter import InputError, load
     from rmbg_filter.compositing import composite, parse_output
     from rmbg_filter.image_tool import read_rgb
-except ImportError as error:
-    _IMPORT_ERROR: ImportError | None = error
-else:
-    _IMPORT_ERROR = None
 
 #: Sink formats and the positions of R, G, B in their pixels.
 RGB_ORDER = {"RGB": (0, 1, 2), "BGR": (2, 1, 0), "RGBA": (0, 1, 2), "BGRA": (2, 1, 0),
@@ -143,8 +167,8 @@ class RmbgFilter(Gst.Element):
         """Parse ``output`` and load the engine (once per set of model options); False after posting an error."""
         if _IMPORT_ERROR is not None:
             self._error(Gst.library_error_quark(), Gst.LibraryError.INIT,
-                        f"rmbg: cannot import rmbg_filter ({_IMPORT_ERROR}); put the repository and its venv's "
-                        "site-packages on PYTHONPATH", str(_IMPORT_ERROR))
+                        f"rmbg: cannot import rmbg_filter ({_IMPORT_ERROR}); activate the venv it is installed in "
+                        "(source .venv/bin/activate) or put it on PYTHONPATH", str(_IMPORT_ERROR))
             return False
         try:
             self._mode = parse_output(self.output)
