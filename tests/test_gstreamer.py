@@ -151,3 +151,32 @@ def test_without_the_venv_the_element_says_how_to_find_the_core(tmp_path: Path, 
     done = launch("videotestsrc num-buffers=2 ! videoconvert ! rmbg ! fakesink", env, tmp_path)
     assert done.returncode != 0
     assert "rmbg: cannot import rmbg_filter (No module named 'rmbg_filter'); activate the venv" in done.stderr
+
+
+SEEK_SCRIPT = """
+import gi
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst
+Gst.init(None)
+pipeline = Gst.parse_launch("videotestsrc num-buffers=60 ! video/x-raw,width=64,height=48,framerate=10/1 "
+                            "! videoconvert ! rmbg model-size=64 output=alpha ! appsink name=sink sync=false")
+sink = pipeline.get_by_name("sink")
+pipeline.set_state(Gst.State.PLAYING)
+before = [sink.emit("pull-sample").get_buffer().pts for _ in range(3)]
+assert pipeline.seek_simple(Gst.Format.TIME, Gst.SeekFlags.FLUSH | Gst.SeekFlags.ACCURATE, 3 * Gst.SECOND)
+after = []
+while (sample := sink.emit("pull-sample")) is not None:
+    after.append(sample.get_buffer().pts)
+pipeline.set_state(Gst.State.NULL)
+print(" ".join(str(pts // 100_000_000) for pts in before), "|", " ".join(str(pts // 100_000_000) for pts in after))
+"""
+
+
+def test_a_flushing_seek_restarts_the_stream_at_the_new_position(tmp_path: Path, gst_env: dict[str, str]) -> None:
+    done = subprocess.run([sys.executable, "-c", SEEK_SCRIPT], env=gst_env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    before, after = (part.split() for part in done.stdout.split("|"))
+    assert before == ["0", "1", "2"]
+    # frames at 30..59 tenths of a second after the seek to 3 s, each once, in order, then EOS
+    assert after and after[0] == "30" and after == [str(t) for t in range(30, 30 + len(after))], after
