@@ -7,7 +7,7 @@ PY            := $(VENV)/bin/python
 SUDO          := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES  := python3-venv python3-dev ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base \
                  gstreamer1.0-plugins-good gstreamer1.0-python3-plugin-loader python3-gst-1.0 \
-                 gir1.2-gst-plugins-base-1.0
+                 gir1.2-gst-plugins-base-1.0 gstreamer1.0-libav
 # torch 2.13.0 is the release whose CPU wheel this machine image carries for Python 3.11.
 TORCH         ?= torch==2.13.0
 # VapourSynth's wheels need Python 3.12+: on Debian 13 the system Python serves it from the main
