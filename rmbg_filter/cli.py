@@ -63,6 +63,9 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model-size", type=int, default=1024, metavar="N",
                        help="side of the square the network sees (default 1024, as trained; smaller is "
                             "faster and coarser)")
+    group.add_argument("--compile", action="store_true",
+                       help="torch.compile the network (CUDA graphs on CUDA): the first frame waits for the "
+                            "compile, the rest run faster; for long runs")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,7 +122,7 @@ def _load(args: argparse.Namespace) -> BackgroundRemover:
 
     try:
         return load(args.model, device=args.device, dtype=args.dtype, runtime=args.runtime,
-                    model_size=args.model_size, batch_size=args.batch_size)
+                    model_size=args.model_size, batch_size=args.batch_size, compile=args.compile)
     except ValueError as error:
         raise InputError(str(error)) from error
 

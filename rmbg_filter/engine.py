@@ -17,9 +17,11 @@ import numpy as np
 import torch
 
 from . import onnx_runtime
+from .compiled import compiled_matte
 from .loading import load_network
 from .network import BriaRMBG
 from .streaming import prefetch
+from .transfers import DeviceTransfers, Download, Upload
 from .transforms import as_frame_batch, postprocess, preprocess
 
 __all__ = ["Backend", "BackgroundRemover", "load"]
@@ -90,14 +92,20 @@ class BackgroundRemover:
         *,
         model_size: tuple[int, int] = (1024, 1024),
         batch_size: int = 1,
+        compile: bool = False,
     ) -> None:
         self.backend = backend
         self.model_size = model_size
         self.batch_size = batch_size
         self.network = network.to(device=backend.device, dtype=backend.dtype,
                                   memory_format=torch.channels_last).eval()
-        self._matte = (onnx_runtime.OnnxMatte(self.network, model_size, batch_size).matte
-                       if backend.runtime == "onnxruntime" else self.network.matte)
+        if backend.runtime == "onnxruntime":
+            self._matte = onnx_runtime.OnnxMatte(self.network, model_size, batch_size).matte
+        elif compile:
+            self._matte = compiled_matte(self.network, batch_size, backend.device)
+        else:
+            self._matte = self.network.matte
+        self._transfers = DeviceTransfers(backend.device)
 
     def __call__(self, frames: Any) -> np.ndarray:
         batch, batched = as_frame_batch(frames)
@@ -109,19 +117,22 @@ class BackgroundRemover:
 
     def infer_batch(self, batch: torch.Tensor) -> np.ndarray:
         """Alphas (N,H,W) uint8 of checked frames (N,H,W,C) uint8 on any device."""
+        return self._infer(self._transfers.upload(batch)).numpy()
+
+    def _infer(self, upload: Upload) -> Download:
+        """Run the network on uploaded frames; the alphas (N,H,W) uint8 start their way back."""
         with torch.inference_mode():
-            if self.backend.device.type == "cuda" and batch.device.type == "cpu":
-                batch = batch.pin_memory()
-            pixels = batch.to(self.backend.device, non_blocking=True)
+            pixels = self._transfers.arrived(upload)
             side = self._matte(preprocess(pixels, self.model_size, self.backend.dtype))
-            return postprocess(side, tuple(batch.shape[1:3])).cpu().numpy()
+            return self._transfers.download(postprocess(side, tuple(pixels.shape[1:3])))
 
     def stream(self, frames: Iterable[Any], *, depth: int = 2) -> Iterator[np.ndarray]:
         """Yield the alpha (H,W) uint8 of every frame of ``frames``, in order.
 
-        Frames are read ``depth`` batches ahead and inferred one batch ahead of
-        the consumer, each in its own thread; consecutive frames of one shape
-        share a batch. Memory is bounded by ``depth`` and the batch size.
+        Frames are read (and on CUDA uploaded) ``depth`` batches ahead and
+        inferred one batch ahead of the consumer, each in its own thread;
+        consecutive frames of one shape share a batch. Memory is bounded by
+        ``depth`` and the batch size.
         """
         for _, alpha in self.stream_pairs(frames, depth=depth):
             yield alpha
@@ -131,10 +142,11 @@ class BackgroundRemover:
 
         For adapters that composite or encode the frame with its alpha.
         """
-        batches = prefetch(self._batches(frames), depth, name="rmbg-read")
-        results = prefetch(((b, self.infer_batch(b)) for b in batches), 1, name="rmbg-infer", join=True)
-        for batch, alphas in results:
-            yield from zip(batch.cpu().numpy(), alphas, strict=True)
+        uploads = prefetch(((b, self._transfers.upload(b)) for b in self._batches(frames)), depth,
+                           name="rmbg-read")
+        results = prefetch(((b, self._infer(u)) for b, u in uploads), 1, name="rmbg-infer", join=True)
+        for batch, download in results:
+            yield from zip(batch.cpu().numpy(), download.numpy(), strict=True)
 
     def _batches(self, frames: Iterable[Any]) -> Iterator[torch.Tensor]:
         """Group checked frames into batches (N,H,W,C) of one shape, N <= batch_size.
@@ -168,6 +180,7 @@ def load(
     batch_size: int = 1,
     model_size: int | tuple[int, int] = 1024,
     revision: str | None = None,
+    compile: bool = False,
 ) -> BackgroundRemover:
     """Load RMBG-1.4 and return a BackgroundRemover.
 
@@ -176,13 +189,20 @@ def load(
     cpu) or a torch device. ``dtype``: "auto" (float16 on cuda, else float32),
     "float32", "float16" or "bfloat16". ``runtime``: "auto" (ONNX Runtime for
     float32 on the CPU when installed, else torch), "torch" or "onnxruntime". ``model_size``: the network's input,
-    an int or (height, width), default 1024 as the model was trained.
+    an int or (height, width), default 1024 as the model was trained. ``compile``: run the
+    torch network (``runtime`` "auto" becomes "torch") through ``torch.compile``, CUDA graphs
+    on CUDA; the first batch pays the compile (over a minute on 2 CPU cores; seconds in a
+    later process, from inductor's cache), so it suits long runs.
     """
+    if compile and runtime == "auto":
+        runtime = "torch"
     backend = Backend.choose(device, dtype, runtime)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"load: batch_size must be a positive int, got {batch_size!r}")
     size = (model_size, model_size) if isinstance(model_size, int) else tuple(model_size)
     if len(size) != 2 or not all(isinstance(s, int) and s >= 32 for s in size):
         raise ValueError(f"load: model_size must be an int or (height, width) of ints >= 32, got {model_size!r}")
+    if compile and backend.runtime != "torch":
+        raise ValueError("load: compile needs runtime='torch' (ONNX Runtime plans its own graph)")
     return BackgroundRemover(load_network(model, revision=revision), backend,
-                             model_size=size, batch_size=batch_size)
+                             model_size=size, batch_size=batch_size, compile=compile)
