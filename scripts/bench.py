@@ -3,6 +3,7 @@
 Prints markdown tables. All timings come from this one process, modes
 interleaved round by round on the same frames and the same deterministic
 weights (tests/recipe.py); peak RSS comes from one child process per mode.
+With a CUDA GPU it adds 1080p inference and end-to-end fps on it.
 
 Usage: python scripts/bench.py [--frames 3] [--rounds 2] [--clip-frames 12] [--no-video]
 """
@@ -36,12 +37,13 @@ import rmbg_filter  # noqa: E402
 from rmbg_filter.network import BriaRMBG, RMBGConfig  # noqa: E402
 
 SIZE = (1024, 1024)
-MODES = ("seed", "onnxruntime-rembg", "exact", "fast")
+MODES = ("seed", "onnxruntime-rembg", "exact", "fast", "fast-compiled")
 LABELS = {
     "seed": "(1) seed loop: per frame, its pre/post, fp32 eager",
     "onnxruntime-rembg": "(2) ONNX Runtime fp32, as rembg runs it",
     "exact": "(3) rmbg-filter exact (float32, runtime auto)",
     "fast": "(4) rmbg-filter fast (bfloat16)",
+    "fast-compiled": "(5) fast with --compile (opt-in)",
 }
 
 
@@ -51,13 +53,13 @@ def seed_network() -> BriaRMBG:
     return network.eval()
 
 
-def seed_runner() -> Callable[[np.ndarray], np.ndarray]:
-    """The seed's published loop body for one (H,W,3) uint8 frame."""
-    network = seed_network()
+def seed_runner(device: str = "cpu") -> Callable[[np.ndarray], np.ndarray]:
+    """The seed's published loop body for one (H,W,3) uint8 frame (on the GPU: the same, moved there)."""
+    network = seed_network().to(device)
 
     def run(frame: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            tensor = torch.tensor(frame, dtype=torch.float32).permute(2, 0, 1)
+            tensor = torch.tensor(frame, dtype=torch.float32, device=device).permute(2, 0, 1)
             tensor = F.interpolate(torch.unsqueeze(tensor, 0), size=SIZE, mode="bilinear")
             image = (tensor / 255.0 - 0.5) / 1.0
             result = network(image)[0][0]
@@ -92,9 +94,8 @@ def rembg_runner(folder: Path) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def engine_runner(weights: Path, mode: str) -> Callable[[np.ndarray], np.ndarray]:
-    dtype = "bfloat16" if mode == "fast" else "float32"
-    remover = rmbg_filter.load(weights, device="cpu", dtype=dtype)
-    return remover
+    dtype = "float32" if mode == "exact" else "bfloat16"
+    return rmbg_filter.load(weights, device="cpu", dtype=dtype, compile=mode == "fast-compiled")
 
 
 def runner(mode: str, weights: Path, folder: Path) -> Callable[[np.ndarray], np.ndarray]:
@@ -170,6 +171,42 @@ def video_rows(weights: Path, folder: Path, clip_frames: int) -> list[str]:
     return rows
 
 
+def cuda_rows(weights: Path, folder: Path, clip_frames: int) -> list[str]:
+    """Inference fps of the seed loop and the engine's CUDA settings on 1080p frames; end-to-end ``video`` fps."""
+    import av
+
+    from rmbg_filter.compositing import parse_output
+    from rmbg_filter.video_tool import VideoJob, VideoOptions
+
+    clip = folder / "clip1080.mp4"
+    make_clip(clip, max(clip_frames, 32), size="1920x1080")
+    with av.open(str(clip)) as container:
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    seed = seed_runner("cuda")
+    seed(decoded[0])
+    start = time.perf_counter()
+    for frame in decoded:
+        seed(frame)
+    rows = [f"| seed loop on the GPU, fp32 eager | {len(decoded) / (time.perf_counter() - start):.1f} |"]
+    del seed
+    settings = [("float16, batch 1", {"batch_size": 1}), ("float16, batch 8", {"batch_size": 8}),
+                ("float16, batch 8, --compile (CUDA graphs)", {"batch_size": 8, "compile": True})]
+    for label, options in settings:
+        remover = rmbg_filter.load(weights, device="cuda", **options)
+        for _ in remover.stream(iter(decoded[:options["batch_size"]])):
+            pass  # warm-up (and compile)
+        start = time.perf_counter()
+        for _ in remover.stream(iter(decoded)):
+            pass
+        inference = len(decoded) / (time.perf_counter() - start)
+        rows.append(f"| {label}: inference | {inference:.1f} |")
+        with VideoJob(clip, folder / "out1080.mov", VideoOptions(parse_output("rgba"), overwrite=True)) as job:
+            start = time.perf_counter()
+            written = job.run(remover)
+        rows.append(f"| {label}: end-to-end `video` to ProRes 4444 | {written / (time.perf_counter() - start):.1f} |")
+    return rows
+
+
 def rss_rows(weights: Path, folder: Path) -> list[str]:
     """Peak RSS of ``rmbg-filter video`` on 10 s and 60 s 720p clips (network at 128 to keep it short)."""
     cli = Path(sys.executable).parent / "rmbg-filter"
@@ -207,8 +244,11 @@ def main() -> None:
         save_file(recipe_state_dict(), weights)
         frames = frames_720p(args.frames)
         runners = {mode: runner(mode, weights, folder) for mode in MODES}
-        for run in runners.values():
-            run(frames[0])  # warm-up: first-call costs are paid once
+        first_call = {}
+        for mode, run in runners.items():
+            start = time.perf_counter()
+            run(frames[0])  # warm-up: first-call costs (the compile) are paid once
+            first_call[mode] = time.perf_counter() - start
         seconds: dict[str, list[float]] = {mode: [] for mode in MODES}
         for _ in range(args.rounds):
             for mode, run in runners.items():
@@ -233,6 +273,14 @@ def main() -> None:
             error = {"exact": f"vs seed fixture: {exact_error.max()} / {exact_error.mean():.3f}",
                      "fast": f"vs exact: {fast_error.max()} / {fast_error.mean():.3f}"}.get(mode, "")
             print(f"| {LABELS[mode]} | {median:.3f} | {seed / median:.2f}x | {rss[mode]:.0f} | {error} |")
+        print(f"\n(5)'s first frame took {first_call['fast-compiled']:.0f} s (the compile; its RSS child, "
+              "a second process, found inductor's cache warm).")
+        if torch.cuda.is_available():
+            print(f"\nCUDA: {torch.cuda.get_device_name()}, 1920x1080 frames, model input 1024x1024\n")
+            print("| mode | fps |")
+            print("|---|---|")
+            for row in cuda_rows(weights, folder, args.clip_frames):
+                print(row)
         if args.no_video:
             return
         print(f"\nEnd to end: `rmbg-filter video` to ProRes 4444 on a generated 720p H.264 clip of "
