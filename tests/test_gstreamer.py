@@ -76,7 +76,7 @@ def run_frames(frames: np.ndarray, fmt: str, element: str, env: dict[str, str], 
 def test_inspect_documents_every_property(gst_env: dict[str, str]) -> None:
     done = subprocess.run(["gst-inspect-1.0", "rmbg"], env=gst_env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    for name in ("model", "output", "device", "dtype", "runtime", "batch-size", "model-size"):
+    for name in ("model", "output", "device", "dtype", "runtime", "batch-size", "model-size", "compile"):
         assert re.search(rf"^  {name} +: \S", done.stdout, re.MULTILINE), name
     assert "GRAY8" in done.stdout and "BGRx" in done.stdout
 

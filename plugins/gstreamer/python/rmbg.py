@@ -124,6 +124,9 @@ class RmbgFilter(Gst.Element):
                                blurb="auto (ONNX Runtime for float32 on the CPU when installed), torch or onnxruntime")
     batch_size = GObject.Property(type=int, default=1, minimum=1, maximum=64, nick="Batch size", flags=_ready_only,
                                   blurb="frames per network call (larger helps on a GPU)")
+    compile = GObject.Property(type=bool, default=False, nick="Compile", flags=_ready_only,
+                               blurb="torch.compile the network (CUDA graphs on CUDA): the first frame waits for "
+                                     "the compile, the rest run faster")
     model_size = GObject.Property(type=int, default=1024, minimum=32, maximum=4096, nick="Model size",
                                   flags=_ready_only, blurb="side of the square the network sees, as trained: 1024")
 
@@ -174,10 +177,11 @@ class RmbgFilter(Gst.Element):
             self._mode = parse_output(self.output)
             if self._mode.kind == "image":
                 read_rgb(self._mode.image)  # a missing or unreadable picture fails the start, not the stream
-            options = (self.model or None, self.device, self.dtype, self.runtime, self.batch_size, self.model_size)
+            options = (self.model or None, self.device, self.dtype, self.runtime, self.batch_size, self.model_size,
+                       self.compile)
             if self._remover is None or self._loaded_with != options:
                 self._remover = load(options[0], device=self.device, dtype=self.dtype, runtime=self.runtime,
-                                     batch_size=self.batch_size, model_size=self.model_size)
+                                     batch_size=self.batch_size, model_size=self.model_size, compile=self.compile)
                 self._loaded_with = options
         except (ValueError, TypeError, InputError) as error:
             message = str(error).strip().splitlines()[0].removeprefix("load: ").replace("--model PATH", "model=PATH")

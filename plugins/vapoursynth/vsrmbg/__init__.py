@@ -41,17 +41,18 @@ def mask(
     runtime: str = "auto",
     model_size: int = 1024,
     matrix: str = "709",
+    compile: bool = False,
 ) -> vs.VideoNode:
     """The alpha of every frame of ``clip``: a GRAY8 clip (full range, 255 = subject).
 
     ``model``: Hub id, Hub-layout directory or weights file; None means
     ``$RMBG_MODEL``, else ``briaai/RMBG-1.4``. ``device``, ``dtype``,
-    ``runtime``, ``model_size``: as ``rmbg_filter.load()``. ``matrix``: the YUV
+    ``runtime``, ``model_size``, ``compile``: as ``rmbg_filter.load()``. ``matrix``: the YUV
     matrix (zimg's names: "709", "170m", "2020ncl", ...) used for frames that do
     not carry ``_Matrix``.
     """
     rgb = _as_rgb24("vsrmbg.mask", clip, matrix)
-    remover = _engine("vsrmbg.mask", model, device, dtype, runtime, model_size)
+    remover = _engine("vsrmbg.mask", model, device, dtype, runtime, model_size, compile)
     blank = vs.core.std.BlankClip(clip, format=vs.GRAY8, keep=True)
     inference = threading.Lock()
 
@@ -79,6 +80,7 @@ def rmbg(
     runtime: str = "auto",
     model_size: int = 1024,
     matrix: str = "709",
+    compile: bool = False,
 ) -> vs.VideoNode:
     """``clip`` unchanged, with its alpha attached to every frame as ``_Alpha``.
 
@@ -86,7 +88,8 @@ def rmbg(
     (0 transparent; 255, 65535 or 1.0 opaque), as VapourSynth's alpha
     convention asks; arguments as ``mask()``.
     """
-    alpha = mask(clip, model, device=device, dtype=dtype, runtime=runtime, model_size=model_size, matrix=matrix)
+    alpha = mask(clip, model, device=device, dtype=dtype, runtime=runtime, model_size=model_size, matrix=matrix,
+                 compile=compile)
     family = clip.format
     if (family.sample_type, family.bits_per_sample) != (vs.INTEGER, 8):
         gray = vs.core.query_video_format(vs.GRAY, family.sample_type, family.bits_per_sample, 0, 0)
@@ -117,13 +120,14 @@ def _as_rgb24(function: str, clip: Any, matrix: str) -> vs.VideoNode:
 
 
 def _engine(function: str, model: str | None, device: str, dtype: str, runtime: str,
-            model_size: int) -> BackgroundRemover:
+            model_size: int, compile: bool) -> BackgroundRemover:
     """The engine for these arguments, loaded once per process; errors name ``function``."""
-    key = (None if model is None else str(model), device, dtype, runtime, model_size)
+    key = (None if model is None else str(model), device, dtype, runtime, model_size, compile)
     with _ENGINES_LOCK:
         if key not in _ENGINES:
             try:
-                _ENGINES[key] = load(model, device=device, dtype=dtype, runtime=runtime, model_size=model_size)
+                _ENGINES[key] = load(model, device=device, dtype=dtype, runtime=runtime, model_size=model_size,
+                                     compile=compile)
             except (ValueError, TypeError, InputError) as error:
                 reason = str(error).removeprefix("load: ").replace("--model PATH", "model=PATH")
                 raise vs.Error(f"{function}: {reason}") from error
