@@ -64,7 +64,7 @@ def test_the_setup_block_finds_the_element(setup_env: dict[str, str]) -> None:
 def test_readme_command_runs(command: str, tmp_path: Path, checkpoints: dict[str, Path],
                              setup_env: dict[str, str]) -> None:
     subprocess.run("ffmpeg -v error -f lavfi -i testsrc2=size=320x240:rate=25 -f lavfi -i sine=frequency=440 "
-                   "-frames:v 3 -c:v libx264 -pix_fmt yuv420p -c:a aac -shortest input.mp4",
+                   "-frames:v 2 -c:v libx264 -pix_fmt yuv420p -c:a aac -shortest input.mp4",
                    shell=True, cwd=tmp_path, check=True)
     for picture in ("photo.jpg", "beach.jpg"):
         subprocess.run(f"ffmpeg -v error -f lavfi -i testsrc2=size=320x240 -frames:v 1 {picture}",

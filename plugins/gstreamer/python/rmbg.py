@@ -303,11 +303,13 @@ class RmbgFilter(Gst.Element):
         """Run queued frames through the engine and push results and events downstream, in order."""
         waiting: list[Gst.Event] = []
         pending: collections.deque[tuple[_Frame, list[Gst.Event]]] = collections.deque()
+        stopped = threading.Event()
 
         def frames() -> Iterator[np.ndarray]:
             while True:
                 item = self._inbox.get()
                 if item is _STOP:
+                    stopped.set()
                     return
                 if isinstance(item, Gst.Event):
                     waiting.append(item)
@@ -327,13 +329,13 @@ class RmbgFilter(Gst.Element):
                 if flow != Gst.FlowReturn.OK:
                     self._stop_with(flow)
                     return
-        except Exception as error:  # any failure in the engine ends the stream with an element error
+            if not stopped.is_set():  # the stream ended with EOS: the events after the last frame follow it
+                for event in waiting:
+                    self._push_event(event)
+        except Exception as error:  # any failure (the engine, a background gone) ends the stream with an error
             self._error(Gst.stream_error_quark(), Gst.StreamError.FAILED,
                         f"rmbg: background removal failed: {error}", repr(error))
             self._flow = Gst.FlowReturn.ERROR
-            return
-        for event in waiting:
-            self._push_event(event)
 
     def _push_event(self, event: Gst.Event) -> None:
         """Push a queued event; a CAPS event sets the layout of the buffers after it (and fits the background)."""
