@@ -49,8 +49,11 @@ class DeviceTransfers:
             self.download_stream = torch.cuda.Stream(device)
 
     def upload(self, batch: torch.Tensor) -> Upload:
-        """Start moving frames (N,H,W,C) uint8 from the host to the device. Any thread may call it."""
-        if not self.cuda:
+        """Start moving frames (N,H,W,C) uint8 from the host to the device. Any thread may call it.
+
+        Frames already on a device (a caller's CUDA tensor) are moved, if at all, directly.
+        """
+        if not self.cuda or batch.device.type != "cpu":
             return Upload(batch.to(self.device))
         pinned = batch if batch.is_pinned() else batch.pin_memory()
         with torch.cuda.stream(self.upload_stream):
