@@ -50,3 +50,10 @@ def test_cuda_graphs_match_eager(checkpoints: dict[str, Path], frames: list[np.n
     same_size = frames[:4]
     for got, expected in zip(compiled.stream(iter(same_size)), eager.stream(iter(same_size)), strict=True):
         assert np.abs(got.astype(int) - expected).max() <= 1
+
+
+def test_frames_already_on_the_gpu_give_the_same_alpha(checkpoints: dict[str, Path],
+                                                       frames: list[np.ndarray]) -> None:
+    gpu = load(checkpoints["safetensors"], device="cuda", model_size=64)
+    on_device = torch.from_numpy(frames[0]).cuda()
+    np.testing.assert_array_equal(gpu(on_device), gpu(frames[0]))
