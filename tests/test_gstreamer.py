@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from pictures import picture
+from PIL import Image
 
 from rmbg_filter import load
 from rmbg_filter.compositing import GREEN, composite, parse_output
@@ -180,3 +183,34 @@ def test_a_flushing_seek_restarts_the_stream_at_the_new_position(tmp_path: Path,
     assert before == ["0", "1", "2"]
     # frames at 30..59 tenths of a second after the seek to 3 s, each once, in order, then EOS
     assert after and after[0] == "30" and after == [str(t) for t in range(30, 30 + len(after))], after
+
+
+def test_a_size_change_mid_stream_renegotiates(tmp_path: Path, gst_env: dict[str, str], engine) -> None:
+    pictures = [picture(41, 61), picture(30, 50), picture(41, 61)[::-1].copy()]
+    for index, pixels in enumerate(pictures):
+        Image.fromarray(pixels).save(tmp_path / f"{index}.png")
+    done = launch("multifilesrc location=%d.png index=0 stop-index=2 caps=image/png,framerate=1/1 ! pngdec "
+                  "! videoconvert ! rmbg model-size=64 output=alpha batch-size=2 ! videoconvert ! pngenc "
+                  "! multifilesink location=out-%d.png", gst_env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    for index, pixels in enumerate(pictures):
+        alpha = np.asarray(Image.open(tmp_path / f"out-{index}.png").convert("L"))
+        assert alpha.shape == pixels.shape[:2]
+        assert np.abs(alpha.astype(int) - engine(pixels)).max() <= 1
+
+
+def test_interrupting_gst_launch_ends_it_promptly(tmp_path: Path, gst_env: dict[str, str]) -> None:
+    pipeline = "videotestsrc ! video/x-raw,width=64,height=48 ! videoconvert ! rmbg model-size=64 ! fakesink"
+    process = subprocess.Popen(["gst-launch-1.0", *pipeline.split()], env=gst_env, cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "Setting pipeline to PLAYING" not in (line := process.stdout.readline()):
+            assert line and time.monotonic() < deadline, "the pipeline never started"
+        time.sleep(2)  # frames are flowing through the worker
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    finally:
+        process.kill()
+    assert "Interrupt: Stopping pipeline" in process.stdout.read()
+    assert "Traceback" not in process.stderr.read()
