@@ -214,3 +214,34 @@ def test_interrupting_gst_launch_ends_it_promptly(tmp_path: Path, gst_env: dict[
         process.kill()
     assert "Interrupt: Stopping pipeline" in process.stdout.read()
     assert "Traceback" not in process.stderr.read()
+
+
+LIVE_SCRIPT = """
+import gi
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst
+Gst.init(None)
+pipeline = Gst.parse_launch("videotestsrc is-live=true num-buffers=12 ! video/x-raw,width=64,height=48,framerate=10/1 "
+                            "! videoconvert ! rmbg model-size=64 batch-size=2 "
+                            "! fakesink name=sink sync=true qos=true max-lateness=20000000")
+pipeline.set_state(Gst.State.PLAYING)
+message = pipeline.get_bus().timed_pop_filtered(60 * Gst.SECOND, Gst.MessageType.EOS | Gst.MessageType.ERROR)
+assert message is not None and message.type == Gst.MessageType.EOS, message
+query = Gst.Query.new_latency()
+assert pipeline.query(query)
+live, minimum, _ = query.parse_latency()
+stats = pipeline.get_by_name("sink").get_property("stats")
+print(live, minimum, stats.get_value("rendered"), stats.get_value("dropped"))
+pipeline.set_state(Gst.State.NULL)
+"""
+
+
+def test_a_live_source_gets_the_elements_latency_and_no_frame_is_dropped(tmp_path: Path,
+                                                                         gst_env: dict[str, str]) -> None:
+    done = subprocess.run([sys.executable, "-c", LIVE_SCRIPT], env=gst_env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    live, minimum, rendered, dropped = done.stdout.split()
+    assert live == "True"
+    assert int(minimum) >= 100_000_000  # at least the wait for a second frame at 10 fps, plus the inference
+    assert (rendered, dropped) == ("12", "0")

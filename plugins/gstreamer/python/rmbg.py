@@ -13,7 +13,8 @@ bounded queue; a worker runs them through the core's streaming engine
 (batched reading and inference in their own threads) and pushes the results,
 in order, from its own thread. Upstream decoding and downstream encoding thus
 run concurrently with inference. The model loads when the element goes from
-READY to PAUSED; a bad model or option fails that change with an element error.
+READY to PAUSED, and one batch is timed there for the latency the element
+reports; a bad model or option fails that change with an element error.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import queue
 import site
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -143,6 +145,7 @@ class RmbgFilter(Gst.Element):
         self._remover: Any = None
         self._loaded_with: tuple[Any, ...] | None = None
         self._mode: Any = None
+        self._batch_seconds = 0.0
         self._in_info: GstVideo.VideoInfo | None = None
         self._pushed_info: GstVideo.VideoInfo | None = None  # the worker's: caps of the buffers it pushes
         self._background: np.ndarray | None = None  # the worker's: the image: background at that size
@@ -183,11 +186,28 @@ class RmbgFilter(Gst.Element):
                 self._remover = load(options[0], device=self.device, dtype=self.dtype, runtime=self.runtime,
                                      batch_size=self.batch_size, model_size=self.model_size, compile=self.compile)
                 self._loaded_with = options
+                self._batch_seconds = self._time_one_batch()
         except (ValueError, TypeError, InputError) as error:
             message = str(error).strip().splitlines()[0].removeprefix("load: ").replace("--model PATH", "model=PATH")
             self._error(Gst.resource_error_quark(), Gst.ResourceError.SETTINGS, f"rmbg: {message}", repr(error))
             return False
         return True
+
+    def _time_one_batch(self) -> float:
+        """Seconds the engine takes for one full batch: a warm-up (first-call costs, a compile) and a timed run."""
+        height, width = self._remover.model_size
+        frames = np.zeros((self._remover.batch_size, height, width, 3), np.uint8)
+        self._remover(frames)
+        start = time.perf_counter()
+        self._remover(frames)
+        return time.perf_counter() - start
+
+    def _latency(self) -> int:
+        """The latency this element adds, in ns: waiting for a full batch, then running it."""
+        frame = 0
+        if self._in_info is not None and self._in_info.fps_n > 0:
+            frame = Gst.SECOND * self._in_info.fps_d // self._in_info.fps_n
+        return (self.batch_size - 1) * frame + int(self._batch_seconds * Gst.SECOND)
 
     def _start_worker(self) -> None:
         self._inbox = queue.Queue(maxsize=QUEUE_DEPTH)
@@ -290,6 +310,13 @@ class RmbgFilter(Gst.Element):
         return Gst.Pad.query_default(pad, parent, query)
 
     def _src_query(self, pad: Gst.Pad, parent: Gst.Object, query: Gst.Query) -> bool:
+        if query.type == Gst.QueryType.LATENCY:
+            if not self.sinkpad.peer_query(query):
+                return False
+            live, minimum, maximum = query.parse_latency()
+            ours = self._latency()
+            query.set_latency(live, minimum + ours, maximum if maximum == Gst.CLOCK_TIME_NONE else maximum + ours)
+            return True
         if query.type == Gst.QueryType.CAPS:
             caps = self._out_caps or pad.get_pad_template_caps()
             wanted = query.parse_caps()
