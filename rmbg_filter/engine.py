@@ -171,6 +171,7 @@ class BackgroundRemover:
         if pending:
             yield torch.cat(pending)
 
+
 def load(
     model: str | os.PathLike[str] | None = None,
     *,

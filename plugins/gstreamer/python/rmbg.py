@@ -84,6 +84,13 @@ def _raw_caps(formats: Any) -> Gst.Caps:
                                 "height=(int)[1, 16384], framerate=(fraction)[0/1, 2147483647/1]")
 
 
+def _answer_caps(query: Gst.Query, caps: Gst.Caps) -> bool:
+    """Answer a CAPS query with ``caps``, narrowed to the query's filter when it has one."""
+    wanted = query.parse_caps()
+    query.set_caps_result(caps.intersect(wanted) if wanted else caps)
+    return True
+
+
 @dataclass(frozen=True)
 class _Frame:
     """One input buffer's pixels (H,W,3) uint8 RGB and the timing its output keeps."""
@@ -143,7 +150,7 @@ class RmbgFilter(Gst.Element):
         self.srcpad.set_query_function_full(self._src_query)
         self.add_pad(self.srcpad)
         self._remover: Any = None
-        self._loaded_with: tuple[Any, ...] | None = None
+        self._loaded_with: dict[str, Any] | None = None
         self._mode: Any = None
         self._batch_seconds = 0.0
         self._in_info: GstVideo.VideoInfo | None = None
@@ -180,11 +187,11 @@ class RmbgFilter(Gst.Element):
             self._mode = parse_output(self.output)
             if self._mode.kind == "image":
                 read_rgb(self._mode.image)  # a missing or unreadable picture fails the start, not the stream
-            options = (self.model or None, self.device, self.dtype, self.runtime, self.batch_size, self.model_size,
-                       self.compile)
+            options = {"model": self.model or None, "device": self.device, "dtype": self.dtype,
+                       "runtime": self.runtime, "batch_size": self.batch_size, "model_size": self.model_size,
+                       "compile": self.compile}
             if self._remover is None or self._loaded_with != options:
-                self._remover = load(options[0], device=self.device, dtype=self.dtype, runtime=self.runtime,
-                                     batch_size=self.batch_size, model_size=self.model_size, compile=self.compile)
+                self._remover = load(**options)
                 self._loaded_with = options
                 self._batch_seconds = self._time_one_batch()
         except (ValueError, TypeError, InputError) as error:
@@ -303,10 +310,7 @@ class RmbgFilter(Gst.Element):
         if query.type == Gst.QueryType.ALLOCATION:
             return True  # our buffers are copied in; upstream allocates as it likes
         if query.type == Gst.QueryType.CAPS:
-            caps = pad.get_pad_template_caps()
-            wanted = query.parse_caps()
-            query.set_caps_result(caps.intersect(wanted) if wanted else caps)
-            return True
+            return _answer_caps(query, pad.get_pad_template_caps())
         return Gst.Pad.query_default(pad, parent, query)
 
     def _src_query(self, pad: Gst.Pad, parent: Gst.Object, query: Gst.Query) -> bool:
@@ -318,10 +322,7 @@ class RmbgFilter(Gst.Element):
             query.set_latency(live, minimum + ours, maximum if maximum == Gst.CLOCK_TIME_NONE else maximum + ours)
             return True
         if query.type == Gst.QueryType.CAPS:
-            caps = self._out_caps or pad.get_pad_template_caps()
-            wanted = query.parse_caps()
-            query.set_caps_result(caps.intersect(wanted) if wanted else caps)
-            return True
+            return _answer_caps(query, self._out_caps or pad.get_pad_template_caps())
         return Gst.Pad.query_default(pad, parent, query)
 
     # -- the worker ----------------------------------------------------------------------------
@@ -348,7 +349,7 @@ class RmbgFilter(Gst.Element):
                 yield item.pixels
 
         try:
-            for _, alpha in self._remover.stream_pairs(frames()):
+            for alpha in self._remover.stream(frames()):
                 frame, events = pending.popleft()
                 for event in events:
                     self._push_event(event)
