@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -17,6 +18,11 @@ from rmbg_filter import BriaRMBG, RMBGConfig
 
 # ONNX exports made by the tests (and the CLI runs they start) go to a fresh folder, not ~/.cache
 os.environ["RMBG_CACHE"] = tempfile.mkdtemp(prefix="rmbg-test-cache-")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove the ONNX exports (about 170 MB each) when the run ends."""
+    shutil.rmtree(os.environ["RMBG_CACHE"], ignore_errors=True)
 
 # config.json as published with RMBG-1.4 (auto_map names remote code we never run)
 PUBLISHED_CONFIG = {
