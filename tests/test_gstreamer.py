@@ -136,7 +136,9 @@ def test_a_long_clip_into_a_real_encoder(tmp_path: Path, gst_env: dict[str, str]
 
 
 @pytest.mark.parametrize(("element", "message"), [
-    ("rmbg model=missing/model.safetensors", "rmbg: model not found: missing/model.safetensors"),
+    ("rmbg model=missing/model.safetensors",
+     "rmbg: model not found: missing/model.safetensors is neither a file, a directory nor a Hub repo id; "
+     "pass a local directory or weights file with model=PATH or RMBG_MODEL=PATH"),
     ("rmbg output=purple", "rmbg: output must be rgba, alpha, green, color:#RRGGBB, blur or image:PATH"),
     ("rmbg output=image:missing.png", "rmbg: input not found: missing.png"),
     ("rmbg dtype=float64", "rmbg: dtype must be"),

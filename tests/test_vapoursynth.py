@@ -142,7 +142,8 @@ def test_rmbg_attaches_alpha_in_the_clips_depth(fmt: str, opaque: float, tmp_pat
     ("vsrmbg.mask(core.std.BlankClip(format=vs.RGB24), MODEL, model_size=8)",
      "vsrmbg.mask: model_size must be an int or (height, width) of ints >= 32, got 8"),
     ("vsrmbg.mask(core.std.BlankClip(format=vs.RGB24), 'missing/model.safetensors')",
-     "vsrmbg.mask: "),
+     "vsrmbg.mask: model not found: missing/model.safetensors is neither a file, a directory nor a Hub repo id; "
+     "pass a local directory or weights file with model=PATH or RMBG_MODEL=PATH"),
 ])
 def test_bad_arguments_name_the_function_and_parameter(code: str, message: str, tmp_path: Path,
                                                        checkpoints) -> None:

@@ -65,6 +65,7 @@ if _IMPORT_ERROR is None:  # numpy too comes from the venv
 
     from rmbg_filter import InputError, load
     from rmbg_filter.compositing import composite, parse_output
+    from rmbg_filter.errors import keyword_message
     from rmbg_filter.image_tool import read_rgb
 
 #: Sink formats and the positions of R, G, B in their pixels.
@@ -195,8 +196,8 @@ class RmbgFilter(Gst.Element):
                 self._loaded_with = options
                 self._batch_seconds = self._time_one_batch()
         except (ValueError, TypeError, InputError) as error:
-            message = str(error).strip().splitlines()[0].removeprefix("load: ").replace("--model PATH", "model=PATH")
-            self._error(Gst.resource_error_quark(), Gst.ResourceError.SETTINGS, f"rmbg: {message}", repr(error))
+            self._error(Gst.resource_error_quark(), Gst.ResourceError.SETTINGS, f"rmbg: {keyword_message(error)}",
+                        repr(error))
             return False
         return True
 

@@ -20,6 +20,7 @@ import numpy as np
 import vapoursynth as vs
 
 from rmbg_filter import BackgroundRemover, InputError, load
+from rmbg_filter.errors import keyword_message
 
 __all__ = ["mask", "rmbg"]
 
@@ -129,6 +130,5 @@ def _engine(function: str, model: str | None, device: str, dtype: str, runtime: 
                 _ENGINES[key] = load(model, device=device, dtype=dtype, runtime=runtime, model_size=model_size,
                                      compile=compile)
             except (ValueError, TypeError, InputError) as error:
-                reason = str(error).removeprefix("load: ").replace("--model PATH", "model=PATH")
-                raise vs.Error(f"{function}: {reason}") from error
+                raise vs.Error(f"{function}: {keyword_message(error)}") from error
         return _ENGINES[key]
