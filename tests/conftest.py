@@ -24,6 +24,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Remove the ONNX exports (about 170 MB each) when the run ends."""
     shutil.rmtree(os.environ["RMBG_CACHE"], ignore_errors=True)
 
+
 # config.json as published with RMBG-1.4 (auto_map names remote code we never run)
 PUBLISHED_CONFIG = {
     "_name_or_path": "briaai/RMBG-1.4",
