@@ -2,9 +2,10 @@
 
 A model is named by a Hub repo id, a local directory in the Hub layout
 (``config.json`` + ``model.safetensors`` or ``pytorch_model.bin``), or one
-weights file (``.safetensors``, ``.pth``, ``.bin``). No code from a model
-repository is ever run: ``auto_map`` entries are ignored, and pickles are read
-with ``weights_only=True``. Every failure is a ModelLoadError whose message is
+weights file (``.safetensors``, ``.pth``, ``.bin``, or an ONNX export ``.onnx``
+whose folded convolutions are read as weights, see ``onnx_weights``). No code
+from a model repository is ever run: ``auto_map`` entries are ignored, pickles
+are read with ``weights_only=True``, and ONNX graphs are only read. Every failure is a ModelLoadError whose message is
 one line that says what to do.
 """
 
@@ -26,7 +27,7 @@ __all__ = ["DEFAULT_MODEL", "MODEL_ENV", "load_network", "resolve_model"]
 
 DEFAULT_MODEL = "briaai/RMBG-1.4"
 MODEL_ENV = "RMBG_MODEL"
-WEIGHT_SUFFIXES = (".safetensors", ".pth", ".bin", ".pt")
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".bin", ".pt", ".onnx")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.pth")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _HOW = "pass a local directory or weights file with --model PATH or RMBG_MODEL=PATH"
@@ -110,8 +111,12 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
     suffix = path.suffix.lower()
     if suffix not in WEIGHT_SUFFIXES:
         raise ModelLoadError(
-            f"{path}: unsupported weights file type {suffix or '(none)'}; expected .safetensors, .pth or .bin"
+            f"{path}: unsupported weights file type {suffix or '(none)'}; expected .safetensors, .pth, .bin or .onnx"
         )
+    if suffix == ".onnx":
+        from .onnx_weights import read_onnx_state
+
+        return read_onnx_state(path)
     try:
         if suffix == ".safetensors":
             from safetensors.torch import load_file
