@@ -106,8 +106,6 @@ class BackgroundRemover:
         else:
             self._matte = self.network.matte
         self._transfers = DeviceTransfers(backend.device)
-        if backend.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # a stream repeats one shape: pick the fastest kernels once
 
     def __call__(self, frames: Any) -> np.ndarray:
         batch, batched = as_frame_batch(frames)

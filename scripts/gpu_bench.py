@@ -19,7 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -122,13 +123,15 @@ def stage_rates(clip: Path, sizes: Sizes) -> dict[str, float | str]:
                 context = av.CodecContext.create("h264_cuvid", "r")
                 context.extradata = stream.codec_context.extradata
                 start = time.perf_counter()
-                count = sum(len(context.decode(packet)) for packet in container.demux(stream))
+                count = sum(len(context.decode(packet)) for packet in container.demux(stream) if packet.size)
                 count += len(context.decode(None))
                 rates["decode (NVDEC h264_cuvid, frames to host)"] = count / (time.perf_counter() - start)
         except Exception as error:  # the decoder may be missing or refuse the device
-            rates["decode (NVDEC h264_cuvid, frames to host)"] = f"n/a ({str(error).splitlines()[0][:60]})"
+            rates["decode (NVDEC h264_cuvid, frames to host)"] = f"n/a ({str(error).splitlines()[0][:120]})"
     source = av.VideoFrame.from_ndarray(decoded[0], format="rgb24")
-    encoders = [("prores_ks", "yuva444p10le", {"profile": "4444"}, "encode ProRes 4444 (prores_ks)")]
+    encoders = [("prores_ks", "yuva444p10le", {"profile": "4444"}, "encode ProRes 4444 (prores_ks, the .mov default)"),
+                ("prores_aw", "yuva444p10le", {"profile": "4"}, "encode ProRes 4444 (prores_aw)"),
+                ("ffv1", "yuva420p", {"level": "3", "slices": "24"}, "encode FFV1 yuva420p, 24 slices")]
     encoders.append(("h264_nvenc", "yuv420p", {}, "encode H.264 (NVENC)") if sizes.nvenc
                     else ("libx264", "yuv420p", {"preset": "ultrafast"}, "encode H.264 (libx264 ultrafast)"))
     for codec, pix_fmt, options, label in encoders:
@@ -137,6 +140,7 @@ def stage_rates(clip: Path, sizes: Sizes) -> dict[str, float | str]:
             with tempfile.TemporaryDirectory() as folder, av.open(f"{folder}/e.mkv", "w") as out:
                 stream = out.add_stream(codec, rate=25, options=options)
                 stream.width, stream.height, stream.pix_fmt = *sizes.clip, pix_fmt
+                stream.thread_type = "AUTO"
                 start = time.perf_counter()
                 for index in range(len(decoded)):
                     frame.pts = index
@@ -146,7 +150,7 @@ def stage_rates(clip: Path, sizes: Sizes) -> dict[str, float | str]:
                     out.mux(packet)
                 rates[label] = len(decoded) / (time.perf_counter() - start)
         except Exception as error:  # an encoder the build or the device lacks
-            rates[label] = f"n/a ({str(error).splitlines()[0][:60]})"
+            rates[label] = f"n/a ({str(error).splitlines()[0][:120]})"
     return rates
 
 
@@ -162,6 +166,7 @@ def child_video(weights: str, sizes: Sizes, clip: str, dtype: str, batch: int, c
     remover(np.zeros((batch, height, width, 3), np.uint8))
     codec = "h264_nvenc" if sizes.nvenc else "libx264"
     outputs = [("rgba to .mov (ProRes 4444, CPU)", "out.mov", VideoOptions(parse_output("rgba"), overwrite=True)),
+               ("rgba to .mkv (FFV1, CPU)", "out.mkv", VideoOptions(parse_output("rgba"), overwrite=True)),
                (f"alpha to .mp4 ({codec})", "alpha.mp4",
                 VideoOptions(parse_output("alpha"), codec=codec, pix_fmt="yuv420p", overwrite=True)),
                (f"green composite to .mp4 ({codec})", "green.mp4",
@@ -217,10 +222,16 @@ def main() -> None:
     parser.add_argument("--weights", required=True)
     parser.add_argument("--table", type=Path, required=True, help="markdown file the rows are appended to")
     parser.add_argument("--dry-run", action="store_true")
-    parser.add_argument("--budget", type=float, default=330, help="seconds; later rows are skipped past it")
+    parser.add_argument("--budget", type=float, default=300, help="seconds; later rows are skipped past it")
+    parser.add_argument("--parts", default="warm,infer,video",
+                        help="warm (compile in parallel), infer, video: any of them, comma-separated")
+    parser.add_argument("--configs", help="only these inference configurations, e.g. float16:8:0,bfloat16:4:1")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sizes = DRY if args.dry_run else FULL
+    if args.configs:
+        chosen = [(d, int(b), c == "1") for d, b, c in (item.split(":") for item in args.configs.split(","))]
+        sizes = replace(sizes, configs=tuple(chosen))
     if args.child:
         kind, dtype, batch, compiled = args.child[0], args.child[1], int(args.child[2]), args.child[3] == "1"
         if kind == "video":
@@ -232,25 +243,45 @@ def main() -> None:
     table = Table(args.table)
     table.add(f"Machine: {machine_line(sizes)}", "")
     common = ["--weights", args.weights, "--table", str(args.table)] + (["--dry-run"] if args.dry_run else [])
+    started = time.perf_counter()
+
+    def child(arguments: list[str]) -> dict | str:
+        left = args.budget - (time.perf_counter() - started)
+        return run_child([*common, "--child", *arguments], min(left, 150)) if left > 10 else "skipped (time budget)"
+
+    parts = args.parts.split(",")
+    if "warm" in parts:
+        warm_part(sizes, common, table)
+    if "infer" in parts:
+        infer_part(sizes, table, child)
+    if "video" in parts:
+        video_part(sizes, table, child)
+
+
+def warm_part(sizes: Sizes, common: list[str], table: Table) -> None:
+    """Compile every compiled configuration at once, in parallel processes, to fill inductor's on-disk cache.
+
+    Nothing is timed here, so other untimed work (the tests, precision) may share the GPU meanwhile.
+    """
     compiled = [c for c in sizes.configs if c[2]]
     started = time.perf_counter()
     warmers = [subprocess.Popen([sys.executable, __file__, *common, "--child", "warm", d, str(b), "1"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for d, b, _ in compiled]
     for warmer in warmers:
         try:
-            warmer.wait(timeout=max(1.0, 150 - (time.perf_counter() - started)))
+            warmer.wait(timeout=max(1.0, 200 - (time.perf_counter() - started)))
         except subprocess.TimeoutExpired:
             warmer.kill()
     table.add(f"Compiling the {len(compiled)} compiled configurations in parallel (inductor's cache): "
-              f"{time.perf_counter() - started:.0f} s", "",
-              f"Inference at {sizes.model_size}x{sizes.model_size}, {sizes.frames} frames a configuration, "
+              f"{time.perf_counter() - started:.0f} s", "")
+
+
+def infer_part(sizes: Sizes, table: Table, child: Callable[[list[str]], dict | str]) -> None:
+    """Time each configuration in turn, each in its own process (compiled ones from inductor's cache)."""
+    table.add(f"Inference at {sizes.model_size}x{sizes.model_size}, {sizes.frames} frames a configuration, "
               "each in its own process", "",
               "| dtype | batch | compiled | fps, frames on the device | fps, stream() from host memory "
               "| first call s | peak GPU MiB |", "|---|---|---|---|---|---|---|")
-    def child(arguments: list[str]) -> dict | str:
-        left = args.budget - (time.perf_counter() - started)
-        return run_child([*common, "--child", *arguments], min(left, 150)) if left > 10 else "skipped (time budget)"
-
     for dtype, batch, is_compiled in sizes.configs:
         result = child(["infer", dtype, str(batch), "1" if is_compiled else "0"])
         if isinstance(result, str):
@@ -258,6 +289,10 @@ def main() -> None:
         else:
             table.add(f"| {dtype} | {batch} | {'yes' if is_compiled else 'no'} | {result['device_fps']:.1f} | "
                       f"{result['stream_fps']:.1f} | {result['first_call_s']:.1f} | {result['peak_mib']:.0f} |")
+
+
+def video_part(sizes: Sizes, table: Table, child: Callable[[list[str]], dict | str]) -> None:
+    """Each stage of ``video`` alone, then ``video`` itself, eager float16 batch 8 and the largest compiled setting."""
     with tempfile.TemporaryDirectory() as folder:
         clip = Path(folder) / "clip.mp4"
         write_clip(clip, sizes)
@@ -266,8 +301,10 @@ def main() -> None:
                   "`video` (decode, inference and encode overlapping)", "", "| what | fps |", "|---|---|")
         for label, rate in stage_rates(clip, sizes).items():
             table.add(f"| {label} | {rate if isinstance(rate, str) else f'{rate:.1f}'} |")
-        largest = max(compiled, key=lambda c: (c[0] == "float16", c[1]))
-        for dtype, batch, is_compiled in (("float16", 8, False), largest):
+        compiled = [c for c in sizes.configs if c[2]]
+        settings = [("float16", 8, False)] + ([max(compiled, key=lambda c: (c[0] == "float16", c[1]))] if compiled
+                                               else [])
+        for dtype, batch, is_compiled in settings:
             result = child(["video", dtype, str(batch), "1" if is_compiled else "0", str(clip)])
             setting = f"{dtype}, batch {batch}{', compiled' if is_compiled else ''}"
             if isinstance(result, str):

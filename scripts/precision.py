@@ -15,12 +15,15 @@ bfloat16-compile, float16-compile, onnxruntime (float32, CPU).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import os
 import platform
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -74,9 +77,9 @@ def child(mode: str, weights: str, device: str, model_size: int, photos: list[st
     np.savez(out, seconds=seconds, **alphas)
 
 
-def measure(modes: list[str], weights: Path, device: str, model_size: int, photos: list[str]) -> list[str]:
-    """Markdown rows: each mode's difference from float32 over ``photos``."""
-    results = {}
+def measure(modes: list[str], weights: Path, device: str, model_size: int, photos: list[str]) -> Iterator[str]:
+    """Markdown rows, each as soon as its mode has run: the mode's difference from float32 over ``photos``."""
+    reference: dict[str, np.ndarray] = {}
     with tempfile.TemporaryDirectory() as folder:
         for mode in [REFERENCE, *[m for m in modes if m != REFERENCE]]:
             out = Path(folder) / f"{mode}.npz"
@@ -84,18 +87,15 @@ def measure(modes: list[str], weights: Path, device: str, model_size: int, photo
                             "--model-size", str(model_size), "--photos", ",".join(photos), "--out", str(out)],
                            check=True)
             with np.load(out) as data:
-                results[mode] = {k: data[k] for k in data.files}
-    reference = results[REFERENCE]
-    rows = []
-    for mode, alphas in results.items():
-        if mode == REFERENCE:
-            rows.append(f"| {mode} (reference) | 0 | 0 | 0 | {float(alphas['seconds']):.3f} |")
-            continue
-        errors = np.concatenate([np.abs(alphas[n].astype(int) - reference[n]).ravel() for n in photos])
-        worst = max(photos, key=lambda n: int(np.abs(alphas[n].astype(int) - reference[n]).max()))
-        rows.append(f"| {mode} | {errors.max()} ({worst}) | {np.percentile(errors, 99.9):.0f} | "
-                    f"{errors.mean():.3f} | {float(alphas['seconds']):.3f} |")
-    return rows
+                alphas = {k: data[k] for k in data.files}
+            if mode == REFERENCE:
+                reference = alphas
+                yield f"| {mode} (reference) | 0 | 0 | 0 | {float(alphas['seconds']):.3f} |"
+                continue
+            errors = np.concatenate([np.abs(alphas[n].astype(int) - reference[n]).ravel() for n in photos])
+            worst = max(photos, key=lambda n: int(np.abs(alphas[n].astype(int) - reference[n]).max()))
+            yield (f"| {mode} | {errors.max()} ({worst}) | {np.percentile(errors, 99.9):.0f} | "
+                   f"{errors.mean():.3f} | {float(alphas['seconds']):.3f} |")
 
 
 def main() -> None:
@@ -113,18 +113,17 @@ def main() -> None:
     if args.child:
         child(args.child, weights, args.device, args.model_size, photos, args.out)
         return
-    rows = measure(args.modes.split(","), Path(weights), args.device, args.model_size, photos)
-    table = "\n".join([
-        f"Precision against float32 on {Path(weights).name}, model input {args.model_size}, "
-        f"{len(photos)} photos ({', '.join(photos)}); {machine(args.device)}",
-        "",
-        "| mode | max levels (photo) | 99.9th pct | mean | s/frame |",
-        "|---|---|---|---|---|",
-        *rows,
-    ])
-    print(table)
-    if args.out:
-        Path(args.out).write_text(table + "\n")
+    header = [f"Precision against float32 on {Path(weights).name}, model input {args.model_size}, "
+              f"{len(photos)} photos ({', '.join(photos)}); {machine(args.device)}", "",
+              "| mode | max levels (photo) | 99.9th pct | mean | s/frame |", "|---|---|---|---|---|"]
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(Path(args.out).open("w")) if args.out else None
+        for line in itertools.chain(header, measure(args.modes.split(","), Path(weights), args.device,
+                                                    args.model_size, photos)):
+            print(line, flush=True)  # row by row: a run cut short keeps what it measured
+            if out is not None:
+                out.write(line + "\n")
+                out.flush()
 
 
 if __name__ == "__main__":

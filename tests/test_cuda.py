@@ -41,7 +41,8 @@ def test_cuda_stream_in_batches_matches_the_cpu(dtype: str, tolerance: int, chec
     for alpha, expected in zip(streamed, cpu_alphas, strict=True):
         assert alpha.shape == expected.shape
         assert np.abs(alpha.astype(int) - expected).max() <= tolerance
-    np.testing.assert_array_equal(gpu(frames[0]), streamed[0])
+    # alone or in a batch of 3: cuDNN picks kernels per shape, which moved 16 of 3,840 pixels by one level on an H100
+    assert np.abs(gpu(frames[0]).astype(int) - streamed[0]).max() <= 1
 
 
 def test_cuda_graphs_match_eager(checkpoints: dict[str, Path], frames: list[np.ndarray]) -> None:
