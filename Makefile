@@ -27,6 +27,7 @@ setup: $(VENV)/.installed $(VS_VENV)/.installed-vs
 
 $(VENV)/.installed: pyproject.toml Makefile
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
@@ -51,10 +52,14 @@ test: setup
 	$(PY) -m ruff check rmbg_filter plugins tests scripts
 	RMBG_VS_PYTHON=$(abspath $(VS_PY)) $(PY) -m pytest -q
 
+# RMBG-1.4 from the Hub (or RMBG_MODEL); without the Hub, one line says so and IS-Net's weights (npm) stand in
 demo: setup
 	mkdir -p demo
-	$(PY) scripts/make_sample.py demo/sample.mp4
-	$(VENV)/bin/rmbg-filter video demo/sample.mp4 demo/sample_cutout.mov --preview demo/sample_preview.png --overwrite
+	$(PY) scripts/make_sample.py demo/sample.mp4 640x432 --photo motorcycle_left
+	model=$$($(PY) scripts/demo_model.py --note demo/MODEL.txt) && \
+	$(VENV)/bin/rmbg-filter video demo/sample.mp4 demo/sample_cutout.mov --preview demo/sample_preview.png \
+		--overwrite --model "$$model"
+	@cat demo/MODEL.txt
 
 bench: setup
 	$(PY) scripts/bench.py

@@ -1,12 +1,13 @@
-"""Make a sample for the demo: a lit sphere moving in front of a striped wall.
+"""Make samples: a lit sphere moving in front of a striped wall, or a slow pan across a real photo.
 
-Usage: python scripts/make_sample.py OUT.png|OUT.mp4 [WIDTHxHEIGHT]
-A .png gets one picture; a .mp4 a 2-second H.264 clip at 25 fps.
+Usage: python scripts/make_sample.py OUT.png|OUT.mp4 [WIDTHxHEIGHT] [--photo NAME]
+A .png gets one picture; a .mp4 a 2-second H.264 clip at 25 fps. ``--photo NAME`` (a scikit-image
+photo, e.g. motorcycle_left) pans a WIDTHxHEIGHT window across that photo instead of the sphere.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 
 import av
 import numpy as np
@@ -27,21 +28,47 @@ def sample_frame(width: int, height: int, phase: float = 0.0) -> np.ndarray:
     return (np.clip(image, 0, 1) * 255).astype(np.uint8)
 
 
-def write_clip(path: str, width: int, height: int, frames: int = 50) -> None:
-    """Write ``frames`` frames of the moving sphere as H.264 at 25 fps."""
+def panned_frame(picture: np.ndarray, width: int, height: int, progress: float) -> np.ndarray:
+    """(height, width, 3) uint8: the window of ``picture`` (H,W,3) at ``progress`` (0..1) of a diagonal pan.
+
+    The photo is first scaled so that the window fits inside it."""
+    scale = max(width / picture.shape[1], height / picture.shape[0]) * 1.15
+    size = (round(picture.shape[1] * scale), round(picture.shape[0] * scale))
+    scaled = np.asarray(Image.fromarray(picture).resize(size, Image.Resampling.BICUBIC))
+    left = round((size[0] - width) * progress)
+    top = round((size[1] - height) * progress)
+    return np.ascontiguousarray(scaled[top:top + height, left:left + width])
+
+
+def write_clip(path: str, width: int, height: int, frames: int = 50, photo_name: str | None = None) -> None:
+    """Write ``frames`` frames of the moving sphere (or of a pan across a photo) as H.264 at 25 fps."""
+    picture = None
+    if photo_name is not None:
+        from real_network import photo
+
+        picture = photo(photo_name)
     with av.open(path, "w") as container:
         stream = container.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for index in range(frames):
-            frame = av.VideoFrame.from_ndarray(sample_frame(width, height, index * 0.12), format="rgb24")
-            container.mux(stream.encode(frame))
+            pixels = (sample_frame(width, height, index * 0.12) if picture is None
+                      else panned_frame(picture, width, height, index / max(frames - 1, 1)))
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
         container.mux(stream.encode(None))
 
 
-if __name__ == "__main__":
-    size = sys.argv[2] if len(sys.argv) > 2 else "640x480"
-    width, height = (int(v) for v in size.split("x"))
-    if sys.argv[1].endswith(".mp4"):
-        write_clip(sys.argv[1], width, height)
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", help="OUT.png (one picture) or OUT.mp4 (a 2-second clip)")
+    parser.add_argument("size", nargs="?", default="640x480", help="WIDTHxHEIGHT")
+    parser.add_argument("--photo", help="pan across this scikit-image photo instead of the sphere")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+    if args.out.endswith(".mp4"):
+        write_clip(args.out, width, height, photo_name=args.photo)
     else:
-        Image.fromarray(sample_frame(width, height)).save(sys.argv[1])
+        Image.fromarray(sample_frame(width, height)).save(args.out)
+
+
+if __name__ == "__main__":
+    main()

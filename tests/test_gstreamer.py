@@ -76,6 +76,15 @@ def run_frames(frames: np.ndarray, fmt: str, element: str, env: dict[str, str], 
                   f"framerate=25/1 ! {element} ! filesink location=out.raw", env, cwd, *flags)
 
 
+def test_an_onnx_export_serves_as_model(gst_env: dict[str, str], tmp_path: Path, onnx_checkpoint: Path,
+                                       engine) -> None:
+    rgb = np.stack([picture(36, 50)] * 2)
+    done = run_frames(rgb, "RGB", f"rmbg model={onnx_checkpoint} model-size=64 output=alpha", gst_env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    for alpha in from_rows((tmp_path / "out.raw").read_bytes(), 36, 50, 1)[..., 0]:
+        assert np.abs(alpha.astype(int) - engine(rgb[0])).max() <= 1
+
+
 def test_inspect_documents_every_property(gst_env: dict[str, str]) -> None:
     done = subprocess.run(["gst-inspect-1.0", "rmbg"], env=gst_env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

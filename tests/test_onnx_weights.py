@@ -39,8 +39,8 @@ def recipe_network() -> BriaRMBG:
 
 
 @pytest.fixture(scope="module")
-def exported(recipe_network: BriaRMBG, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export(recipe_network, tmp_path_factory.mktemp("onnx") / "rmbg.onnx", torch.zeros(1, 3, SIZE, SIZE))
+def exported(onnx_checkpoint: Path) -> Path:
+    return onnx_checkpoint
 
 
 def pixels() -> torch.Tensor:

@@ -89,6 +89,18 @@ def test_vspipe_mask_of_rgb24_equals_the_core_alpha(tmp_path: Path, checkpoints,
     assert frames.std() > 0
 
 
+def test_an_onnx_export_serves_as_model(tmp_path: Path, onnx_checkpoint: Path, engine) -> None:
+    pixels = picture(40, 56)
+    np.save(tmp_path / "frame.npy", pixels)
+    done = run_vs("""
+        import os
+        vsrmbg.mask(from_array(np.load("frame.npy"), vs.RGB24), os.environ["MODEL"], model_size=64).set_output()
+    """, tmp_path, onnx_checkpoint, vspipe=True)
+    assert done.returncode == 0, done.stderr.decode()
+    for alpha in np.frombuffer(done.stdout, np.uint8).reshape(3, 40, 56):
+        assert np.abs(alpha.astype(int) - engine(pixels)).max() <= 1
+
+
 @pytest.mark.parametrize("fmt", ["YUV420P8", "YUV444P10", "RGB48", "RGBS", "YUV422P16"])
 def test_formats_give_a_gray8_mask_of_the_clip_size_and_length(fmt: str, tmp_path: Path, checkpoints,
                                                              engine) -> None:
