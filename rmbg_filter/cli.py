@@ -8,6 +8,7 @@ unreadable input, existing output, unusable model); 1 any other failure;
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -116,10 +117,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def keep_freed_memory() -> None:
+    """Let glibc's malloc keep freed memory for reuse instead of handing it back to the system.
+
+    Its defaults return large blocks (the network's activations, tens of MB each) to the
+    system and map them afresh, zero-filled, on the next frame; how often depends on what the
+    process allocated before. Measured here: bfloat16 took 0.33 s a 720p frame in a fresh
+    process and 0.47 s once a float32 network had run in the same process; with these two
+    settings, 0.35 s in both cases. The command line owns its process, so it sets them; the
+    cost is that memory stays at its peak (which a stream reaches in its first frames anyway).
+    Elsewhere than glibc this does nothing.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    mmap_threshold, trim_threshold = -3, -1  # mallopt's M_MMAP_THRESHOLD and M_TRIM_THRESHOLD
+    for option in (mmap_threshold, trim_threshold):
+        libc.mallopt(option, 1 << 30)
+
+
 def _load(args: argparse.Namespace) -> BackgroundRemover:
     """The engine the model options ask for; a refused option is an InputError."""
     from .engine import load
 
+    keep_freed_memory()
     try:
         return load(args.model, device=args.device, dtype=args.dtype, runtime=args.runtime,
                     model_size=args.model_size, batch_size=args.batch_size, compile=args.compile)

@@ -1,19 +1,21 @@
 """Benchmark: the seed's loop, ONNX Runtime as rembg runs it, and this project's exact and fast modes.
 
-Prints markdown tables. All timings come from this one process, modes
-interleaved round by round on the same frames and the same deterministic
-weights (tests/recipe.py); peak RSS comes from one child process per mode.
-With a CUDA GPU it adds 1080p inference and end-to-end fps on it.
+Prints markdown tables. Each mode is timed in its own fresh process (a model that ran before
+in the same process changes the next one's speed through the allocator: see the README), on the
+same frames and the same deterministic weights (tests/recipe.py; speed does not depend on the
+weights' values), and that process's peak RSS is read while it runs. With a CUDA GPU it adds
+1080p inference and end-to-end fps on it. Precision is measured on the real network by
+scripts/precision.py.
 
-Usage: python scripts/bench.py [--frames 3] [--rounds 2] [--clip-frames 12] [--no-video]
+Usage: python scripts/bench.py [--frames 3] [--rounds 3] [--clip-frames 12] [--no-video]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -30,10 +32,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "scripts")]
 
 from make_sample import sample_frame  # noqa: E402
+from precision import cpu_model  # noqa: E402
 from recipe import FIXTURES, recipe_state_dict  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
 import rmbg_filter  # noqa: E402
+from rmbg_filter.cli import keep_freed_memory  # noqa: E402
 from rmbg_filter.network import BriaRMBG, RMBGConfig  # noqa: E402
 
 SIZE = (1024, 1024)
@@ -94,6 +98,7 @@ def rembg_runner(folder: Path) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def engine_runner(weights: Path, mode: str) -> Callable[[np.ndarray], np.ndarray]:
+    keep_freed_memory()  # as the command line does
     dtype = "float32" if mode == "exact" else "bfloat16"
     return rmbg_filter.load(weights, device="cpu", dtype=dtype, compile=mode == "fast-compiled")
 
@@ -110,32 +115,45 @@ def frames_720p(count: int) -> list[np.ndarray]:
     return [sample_frame(1280, 720, phase=i * 0.7) for i in range(count)]
 
 
-def peak_rss_mb(command: list[str]) -> float:
-    """Peak resident memory (MiB) of a child process run to its end.
+def peak_rss_mb(command: list[str]) -> tuple[float, str]:
+    """Peak resident memory (MiB) of a child process run to its end, and what it printed.
 
     Read from the child's own ``VmHWM``, polled: ``ru_maxrss`` of a child on
     Linux starts from the parent's size at fork, which would hide the child's.
     """
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    status_file = Path(f"/proc/{process.pid}/status")
-    peak_kib = 0
-    while process.poll() is None:
-        with contextlib.suppress(OSError):
-            for line in status_file.read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peak_kib = max(peak_kib, int(line.split()[1]))
-        time.sleep(0.05)
-    if process.returncode != 0:
-        raise RuntimeError(f"{command} failed with status {process.returncode}")
-    return peak_kib / 1024
+    with tempfile.TemporaryFile("w+") as output:
+        process = subprocess.Popen(command, stdout=output)
+        status_file = Path(f"/proc/{process.pid}/status")
+        peak_kib = 0
+        while process.poll() is None:
+            with contextlib.suppress(OSError):
+                for line in status_file.read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak_kib = max(peak_kib, int(line.split()[1]))
+            time.sleep(0.05)
+        if process.returncode != 0:
+            raise RuntimeError(f"{command} failed with status {process.returncode}")
+        output.seek(0)
+        return peak_kib / 1024, output.read()
 
 
-def child_main(mode: str, weights: Path, count: int) -> None:
+def child_main(mode: str, weights: Path, count: int, rounds: int) -> None:
+    """Time ``mode`` in this fresh process: a warm-up frame (its first-call cost), then ``rounds`` rounds
+    of ``count`` 720p frames; prints JSON with the median seconds a frame."""
     with tempfile.TemporaryDirectory() as folder:
         run = runner(mode, weights, Path(folder))
-        for frame in frames_720p(count):
-            run(frame)
+        frames = frames_720p(count)
+        start = time.perf_counter()
+        run(frames[0])
+        first_call = time.perf_counter() - start
+        seconds = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            for frame in frames:
+                run(frame)
+            seconds.append((time.perf_counter() - start) / len(frames))
         time.sleep(0.2)  # let the parent's poll see the peak
+    print(json.dumps({"seconds": statistics.median(seconds), "first_call": first_call}))
 
 
 def make_clip(path: Path, frames: int, size: str = "1280x720") -> None:
@@ -221,7 +239,7 @@ def rss_rows(weights: Path, folder: Path) -> list[str]:
         command = [str(cli), "video", str(clip), str(folder / f"rss{seconds}.mkv"), "-y", "-q",
                    "--model", str(weights), "--model-size", "128"]
         start = time.perf_counter()
-        peak = peak_rss_mb(command)
+        peak, _ = peak_rss_mb(command)
         rows.append(f"| {seconds} s ({seconds * 25} frames) | {peak:.0f} | {time.perf_counter() - start:.0f} |")
     return rows
 
@@ -232,49 +250,37 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clip-frames", type=int, default=12, help="frames of the end-to-end 720p clip")
     parser.add_argument("--no-video", action="store_true", help="skip the end-to-end and RSS parts")
-    parser.add_argument("--child", nargs=3, metavar=("MODE", "WEIGHTS", "COUNT"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=4, metavar=("MODE", "WEIGHTS", "COUNT", "ROUNDS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child_main(args.child[0], Path(args.child[1]), int(args.child[2]))
+        child_main(args.child[0], Path(args.child[1]), int(args.child[2]), int(args.child[3]))
         return
     os.environ.setdefault("RMBG_CACHE", tempfile.mkdtemp(prefix="rmbg-bench-cache-"))
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
         weights = folder / "model.safetensors"
         save_file(recipe_state_dict(), weights)
-        frames = frames_720p(args.frames)
-        runners = {mode: runner(mode, weights, folder) for mode in MODES}
-        first_call = {}
-        for mode, run in runners.items():
-            start = time.perf_counter()
-            run(frames[0])  # warm-up: first-call costs (the compile) are paid once
-            first_call[mode] = time.perf_counter() - start
-        seconds: dict[str, list[float]] = {mode: [] for mode in MODES}
-        for _ in range(args.rounds):
-            for mode, run in runners.items():
-                start = time.perf_counter()
-                for frame in frames:
-                    run(frame)
-                seconds[mode].append((time.perf_counter() - start) / len(frames))
-        rss = {mode: peak_rss_mb([sys.executable, __file__, "--child", mode, str(weights), "2"]) for mode in MODES}
-        seed = statistics.median(seconds["seed"])
+        measured = {}
+        for mode in MODES:
+            peak, printed = peak_rss_mb([sys.executable, __file__, "--child", mode, str(weights), str(args.frames),
+                                         str(args.rounds)])
+            measured[mode] = {**json.loads(printed.strip().splitlines()[-1]), "rss": peak}
+        seed = measured["seed"]["seconds"]
         fixture = np.load(FIXTURES / "rmbg14_parity.npz")
-        exact_alpha = runners["exact"](fixture["frame_333x500"]).astype(int)
-        fast_error = np.abs(runners["fast"](fixture["frame_333x500"]).astype(int) - exact_alpha)
-        exact_error = np.abs(exact_alpha - fixture["alpha_333x500"])
+        exact_error = np.abs(engine_runner(weights, "exact")(fixture["frame_333x500"]).astype(int)
+                             - fixture["alpha_333x500"])
 
-        print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-              f"torch {torch.__version__} ({torch.get_num_threads()} threads); 1280x720 frames, "
-              f"model input 1024x1024, median of {args.rounds} rounds of {args.frames} frames\n")
-        print("| mode | s/frame | speed-up vs (1) | peak RSS MiB | alpha error (max / mean levels) |")
+        print(f"Machine: {cpu_model()}; torch {torch.__version__} ({torch.get_num_threads()} threads); "
+              f"1280x720 frames, model input 1024x1024; each mode in its own fresh process, median of "
+              f"{args.rounds} rounds of {args.frames} frames\n")
+        print("| mode | s/frame | speed-up vs (1) | peak RSS MiB | first frame s |")
         print("|---|---|---|---|---|")
         for mode in MODES:
-            median = statistics.median(seconds[mode])
-            error = {"exact": f"vs seed fixture: {exact_error.max()} / {exact_error.mean():.3f}",
-                     "fast": f"vs exact: {fast_error.max()} / {fast_error.mean():.3f}"}.get(mode, "")
-            print(f"| {LABELS[mode]} | {median:.3f} | {seed / median:.2f}x | {rss[mode]:.0f} | {error} |")
-        print(f"\n(5)'s first frame took {first_call['fast-compiled']:.0f} s (the compile; its RSS child, "
-              "a second process, found inductor's cache warm).")
+            row = measured[mode]
+            print(f"| {LABELS[mode]} | {row['seconds']:.3f} | {seed / row['seconds']:.2f}x | {row['rss']:.0f} | "
+                  f"{row['first_call']:.1f} |")
+        print(f"\n(3) against the seed's reference alpha (deterministic weights): max {exact_error.max()}, "
+              f"mean {exact_error.mean():.3f} levels. Precision on the real network: scripts/precision.py.")
         if torch.cuda.is_available():
             print(f"\nCUDA: {torch.cuda.get_device_name()}, 1920x1080 frames, model input 1024x1024\n")
             print("| mode | fps |")

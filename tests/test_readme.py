@@ -48,7 +48,7 @@ def test_the_readme_has_the_examples() -> None:
     commands = readme_commands()
     assert sum("| rmbg-filter pipe" in c for c in commands) == 4
     assert sum(c.startswith("rmbg-filter video") for c in commands) == 7
-    assert sum("rmbg-filter image" in c for c in commands) == 6
+    assert sum("rmbg-filter image" in c for c in commands) == 7
     assert sum(c.startswith("vspipe") for c in commands) == 2
     assert sum(c.startswith("gst-launch-1.0") for c in commands) == 3
     assert set(named_files()) == {"cutout.vpy"}
@@ -61,7 +61,7 @@ def test_the_setup_block_finds_the_element(setup_env: dict[str, str]) -> None:
 
 @pytest.mark.parametrize("command", readme_commands())
 def test_readme_command_runs(command: str, tmp_path: Path, checkpoints: dict[str, Path],
-                             setup_env: dict[str, str]) -> None:
+                             setup_env: dict[str, str], isnet_medium: Path) -> None:
     subprocess.run("ffmpeg -v error -f lavfi -i testsrc2=size=320x240:rate=25 -f lavfi -i sine=frequency=440 "
                    "-frames:v 2 -c:v libx264 -pix_fmt yuv420p -c:a aac -shortest input.mp4",
                    shell=True, cwd=tmp_path, check=True)
@@ -76,6 +76,7 @@ def test_readme_command_runs(command: str, tmp_path: Path, checkpoints: dict[str
     for name in ("config.json", "model.safetensors"):
         (model_dir / name).symlink_to(checkpoints["published"] / name)
     (model_dir / "model.pth").symlink_to(checkpoints["pth"])
+    (model_dir.parent / "isnet-medium.onnx").symlink_to(isnet_medium)
     env = {**setup_env, "PATH": f"{CLI.parent}:{setup_env['PATH']}", "RMBG_MODEL": str(checkpoints["pth"]),
            "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path / "home")}
     done = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=tmp_path, env=env,
