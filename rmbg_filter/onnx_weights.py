@@ -5,7 +5,8 @@ Such files come from BRIA (``onnx/model.onnx``, ``model_fp16.onnx``,
 (``@imgly/background-removal-data``). Their exporters fold every batch norm
 into the convolution before it, so the graph holds 119 convolutions and no
 batch norm. Those convolutions, taken in graph order, are BriaRMBG's in the
-order its forward pass runs them; each is checked (weight and bias shape,
+order its forward pass runs them (the six side heads, which a quantizer may move up, are put
+last in the order of the outputs they feed); each is checked (weight and bias shape,
 stride, padding, dilation, groups) before its tensors are taken, the batch
 norms become exact identities (``running_var = 1 - eps``), and the graph's
 first output must come from ``side1``. Weights stored as float16 are widened
@@ -56,7 +57,17 @@ def read_onnx_state(path: Path) -> dict[str, torch.Tensor]:
 
     Raises ModelLoadError, one line, when the file is unreadable or is not an export of this architecture.
     """
-    graph = _Graph(_load_model(path), path)
+    model = _load_model(path)
+    try:
+        return _state_of(model, path)
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError) as error:  # a malformed graph
+        raise ModelLoadError(f"{path}: an ONNX graph this loader cannot follow ({first_line(error)}); "
+                             f"{_NOT_ISNET}") from error
+
+
+def _state_of(model: Any, path: Path) -> dict[str, torch.Tensor]:
+    """``read_onnx_state`` on a parsed ModelProto."""
+    graph = _Graph(model, path)
     convs = graph.convolutions()
     modules = _convolutions_in_forward_order()
     if len(convs) != len(modules):
@@ -77,8 +88,7 @@ def _load_model(path: Path) -> Any:
     try:
         import onnx
     except ImportError as error:
-        raise ModelLoadError(f"{path}: reading ONNX weights needs the onnx package; "
-                             "pip install 'rmbg-filter[onnx]'") from error
+        raise ModelLoadError(f"{path}: reading ONNX weights needs the onnx package; pip install onnx") from error
     try:
         return onnx.load(str(path))
     except Exception as error:  # protobuf's DecodeError, a missing external-data file, ...
@@ -281,23 +291,24 @@ def _check_conv(path: Path, index: int, conv: _Conv, name: str, module: nn.Conv2
 
 
 @functools.cache
-def _forward_order() -> tuple[str, ...]:
-    """The names of BriaRMBG's convolutions in the order its forward pass runs them (found once, by hooks)."""
-    network = BriaRMBG(RMBGConfig()).eval()
+def _meta_network() -> tuple[dict[str, nn.Module], tuple[str, ...]]:
+    """A BriaRMBG on the meta device (shapes, no data): its modules by name, and the names of its
+    convolutions in the order its forward pass runs them (found once, by hooks on a meta-tensor pass)."""
+    with torch.device("meta"):
+        network = BriaRMBG(RMBGConfig()).eval()
     order: list[str] = []
     for name, module in network.named_modules():
         if isinstance(module, nn.Conv2d):
             module.register_forward_hook(lambda *_, name=name: order.append(name))
     with torch.no_grad():
-        network(torch.zeros(1, 3, 64, 64))
-    return tuple(order)
+        network(torch.zeros(1, 3, 64, 64, device="meta"))
+    return dict(network.named_modules()), tuple(order)
 
 
 def _convolutions_in_forward_order() -> list[tuple[str, nn.Conv2d]]:
-    """(name, module) of a meta-device BriaRMBG's convolutions, in forward order (for their shapes)."""
-    with torch.device("meta"):
-        modules = dict(BriaRMBG(RMBGConfig()).named_modules())
-    return [(name, modules[name]) for name in _forward_order()]
+    """(name, module) of BriaRMBG's convolutions, in forward order (for their shapes and geometry)."""
+    modules, order = _meta_network()
+    return [(name, modules[name]) for name in order]
 
 
 def _identity_batch_norms() -> dict[str, torch.Tensor]:
@@ -306,9 +317,7 @@ def _identity_batch_norms() -> dict[str, torch.Tensor]:
     ``running_var = 1 - eps`` makes ``var + eps`` exactly 1.0 in float32, so ``x`` passes unchanged.
     """
     state = {}
-    with torch.device("meta"):
-        modules = BriaRMBG(RMBGConfig()).named_modules()
-    for name, module in modules:
+    for name, module in _meta_network()[0].items():
         if isinstance(module, nn.BatchNorm2d):
             channels = module.num_features
             state[f"{name}.weight"] = torch.ones(channels)

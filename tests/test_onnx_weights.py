@@ -125,6 +125,16 @@ def test_other_graphs_are_refused_in_one_line(exported: Path, tmp_path: Path) ->
         load_network(tmp_path / "dilated.onnx")
 
 
+def test_a_malformed_graph_is_refused_in_one_line(exported: Path, tmp_path: Path) -> None:
+    model = onnx.load(str(exported))
+    conv = [node for node in model.graph.node if node.op_type == "Conv"][3]
+    del conv.input[1:]  # a Conv without its weight
+    onnx.save(model, tmp_path / "weightless.onnx")
+    with pytest.raises(ModelLoadError, match=r"weightless.onnx: an ONNX graph this loader cannot follow "
+                                             r"\(.*\); expected an ONNX export of RMBG-1.4 or IS-Net"):
+        load_network(tmp_path / "weightless.onnx")
+
+
 def test_outputs_that_are_not_side1_are_refused(exported: Path, tmp_path: Path) -> None:
     model = onnx.load(str(exported))
     outputs = list(model.graph.output)
