@@ -13,8 +13,9 @@ from pathlib import Path
 
 from .compositing import OutputMode
 from .errors import InputError
+from .safe_output import is_pattern
 
-__all__ = ["Encoding", "choose_encoding", "is_pattern"]
+__all__ = ["Encoding", "choose_encoding"]
 
 
 @dataclass(frozen=True)
@@ -41,11 +42,6 @@ CONTAINERS: dict[str, dict[str, Encoding]] = {
 #: a YUV source's pixel format -> the same layout with alpha, for lossless FFV1
 _WITH_ALPHA = {f"yuv{layout}p{depth}": f"yuva{layout}p{depth}"
                for layout in ("420", "422", "444") for depth in ("", "10le", "16le")}
-
-
-def is_pattern(destination: Path) -> bool:
-    """Whether the destination names an image sequence (``out_%05d.png``)."""
-    return "%" in destination.name
 
 
 def choose_encoding(destination: Path, mode: OutputMode, source_pix_fmt: str, size: tuple[int, int], *,

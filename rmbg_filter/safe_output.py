@@ -9,19 +9,30 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import InputError
 
-__all__ = ["atomic_output", "atomic_sequence", "check_destination"]
+__all__ = ["atomic_output", "atomic_sequence", "check_destination", "is_pattern"]
+
+
+#: a numbered image sequence's counter, as ffmpeg writes it: %d or %05d (a lone % is part of a name)
+_COUNTER = re.compile(r"%0?\d*d")
+
+
+def is_pattern(destination: Path) -> bool:
+    """Whether the destination names an image sequence (``out_%05d.png``), not a file such as ``100%.mov``."""
+    return _COUNTER.search(destination.name) is not None
 
 
 def check_destination(destination: Path, *, overwrite: bool) -> None:
     """Raise InputError if ``destination`` (a file, or a ``%d`` pattern's first file) exists
     and ``overwrite`` is false, or if its folder does not exist."""
-    first = destination.parent / (destination.name % 1) if "%" in destination.name else destination
+    first = destination.parent / _COUNTER.sub(lambda m: m.group() % 1, destination.name, count=1) \
+        if is_pattern(destination) else destination
     if first.exists() and not overwrite:
         raise InputError(f"{first} already exists; pass --overwrite (or -y) to replace it")
     if not destination.parent.is_dir():
@@ -42,9 +53,17 @@ def atomic_output(destination: Path, *, overwrite: bool) -> Iterator[Path]:
     temporary = Path(name)
     try:
         yield temporary
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp made it private (0600); give it a new file's mode
         os.replace(temporary, destination)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it, then putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager

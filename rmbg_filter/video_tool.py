@@ -18,11 +18,11 @@ import numpy as np
 
 from .avframes import fill_plane
 from .compositing import OutputMode, composite
-from .encodings import Encoding, choose_encoding, is_pattern
+from .encodings import Encoding, choose_encoding
 from .engine import BackgroundRemover
 from .errors import InputError, ProcessingError, first_line
 from .progress import Progress
-from .safe_output import atomic_output, atomic_sequence, check_destination
+from .safe_output import atomic_output, atomic_sequence, check_destination, is_pattern
 
 __all__ = ["VideoJob", "VideoOptions"]
 

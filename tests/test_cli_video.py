@@ -176,6 +176,19 @@ def test_existing_output_is_kept_unless_overwrite(clips, tmp_path: Path, checkpo
     assert len(decoded(out)[0]) == 6
 
 
+def test_outputs_get_a_new_files_mode_and_a_percent_sign_is_just_a_name(clips, tmp_path: Path,
+                                                                        checkpoints) -> None:
+    out = tmp_path / "100%.mkv"  # not a numbered pattern: a file whose name has a % in it
+    old_mask = os.umask(0o027)
+    try:
+        done = run_cli("video", clips["odd_audio"], out, *FAST, model=checkpoints["safetensors"])
+    finally:
+        os.umask(old_mask)
+    assert done.returncode == 0, done.stderr
+    assert len(decoded(out)[0]) == 6
+    assert out.stat().st_mode & 0o777 == 0o640  # as any new file under umask 027, not mkstemp's private 0600
+
+
 def test_decode_error_in_the_middle_exits_1_with_no_output(clips, tmp_path: Path, checkpoints) -> None:
     data = bytearray(clips["long"].read_bytes())
     rng = np.random.default_rng(1)
