@@ -5,7 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -111,28 +113,35 @@ def another_network(path: Path) -> Path:
     return export(other, path, torch.zeros(1, 3, 32, 32))
 
 
+def with_conv_edited(exported: Path, destination: Path, index: int, edit: Callable[[Any], None]) -> Path:
+    """A copy of ``exported`` at ``destination`` whose ``index``-th Conv node was changed by ``edit``."""
+    model = onnx.load(str(exported))
+    edit([node for node in model.graph.node if node.op_type == "Conv"][index])
+    onnx.save(model, destination)
+    return destination
+
+
 def test_other_graphs_are_refused_in_one_line(exported: Path, tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match=r"an ONNX graph with 2 convolutions, RMBG-1.4 has 119; expected an ONNX "
                                              r"export of RMBG-1.4 or IS-Net") as caught:
         load_network(another_network(tmp_path / "other.onnx"))
     assert "\n" not in str(caught.value)
-    model = onnx.load(str(exported))
-    conv = [node for node in model.graph.node if node.op_type == "Conv"][5]
-    next(a for a in conv.attribute if a.name == "dilations").ints[:] = [2, 2]
-    onnx.save(model, tmp_path / "dilated.onnx")
+
+    def dilate(conv: Any) -> None:
+        next(a for a in conv.attribute if a.name == "dilations").ints[:] = [2, 2]
+
     with pytest.raises(ModelLoadError, match=r"convolution 5 of the ONNX graph .* does not match RMBG-1.4's "
                                              r"stage1.rebnconv4.conv_s1: dilation \(2, 2\) \(expected \(1, 1\)\)"):
-        load_network(tmp_path / "dilated.onnx")
+        load_network(with_conv_edited(exported, tmp_path / "dilated.onnx", 5, dilate))
 
 
 def test_a_malformed_graph_is_refused_in_one_line(exported: Path, tmp_path: Path) -> None:
-    model = onnx.load(str(exported))
-    conv = [node for node in model.graph.node if node.op_type == "Conv"][3]
-    del conv.input[1:]  # a Conv without its weight
-    onnx.save(model, tmp_path / "weightless.onnx")
+    def drop_weight(conv: Any) -> None:
+        del conv.input[1:]
+
     with pytest.raises(ModelLoadError, match=r"weightless.onnx: an ONNX graph this loader cannot follow "
                                              r"\(.*\); expected an ONNX export of RMBG-1.4 or IS-Net"):
-        load_network(tmp_path / "weightless.onnx")
+        load_network(with_conv_edited(exported, tmp_path / "weightless.onnx", 3, drop_weight))
 
 
 def test_outputs_that_are_not_side1_are_refused(exported: Path, tmp_path: Path) -> None:
