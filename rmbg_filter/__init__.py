@@ -2,12 +2,40 @@
 
 ``load()`` returns a callable engine: uint8 frames in, uint8 alphas out.
 ``BriaRMBG`` is the network itself, a drop-in for the Hub's remote-code class.
+``ModelOptions`` declares the options every adapter takes.
+
+Names are imported on first use (PEP 562), so ``import rmbg_filter`` and the
+light modules (options, errors, compositing) load no torch.
 """
 
 from __future__ import annotations
 
-from .engine import Backend, BackgroundRemover, load
-from .errors import InputError, ModelLoadError
-from .network import BriaRMBG, RMBGConfig
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Backend", "BackgroundRemover", "BriaRMBG", "InputError", "ModelLoadError", "RMBGConfig", "load"]
+if TYPE_CHECKING:
+    from .engine import Backend, BackgroundRemover, load, shared_engine
+    from .errors import InputError, ModelLoadError, OptionError
+    from .network import BriaRMBG, RMBGConfig
+    from .options import ModelOptions
+
+#: public name -> the module that defines it
+_HOMES = {"Backend": "engine", "BackgroundRemover": "engine", "load": "engine", "shared_engine": "engine",
+          "InputError": "errors", "ModelLoadError": "errors", "OptionError": "errors",
+          "BriaRMBG": "network", "RMBGConfig": "network", "ModelOptions": "options"}
+
+__all__ = ["Backend", "BackgroundRemover", "BriaRMBG", "InputError", "ModelLoadError", "ModelOptions", "OptionError",
+           "RMBGConfig", "load", "shared_engine"]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{home}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])

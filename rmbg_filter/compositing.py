@@ -1,4 +1,4 @@
-"""What to make of a frame and its alpha: the ``--output`` modes.
+"""What to make of a frame and its alpha: the ``--output`` modes, and the pictures they read.
 
 The words mean the same in every adapter (``image``, ``video``, ``pipe``, the
 GStreamer element): ``rgba`` the frame with the alpha attached; ``alpha`` the
@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["OutputMode", "composite", "parse_output"]
+from .errors import InputError, Mention, OptionError
+
+__all__ = ["OutputMode", "composite", "parse_output", "read_rgb"]
 
 _HEX = re.compile(r"^#?([0-9A-Fa-f]{6})$")
 GREEN = (0, 177, 64)  # chroma-key green
@@ -36,7 +38,7 @@ class OutputMode:
 
 
 def parse_output(text: str) -> OutputMode:
-    """Parse an ``--output`` word; ValueError with the accepted words otherwise."""
+    """Parse an ``--output`` word; an OptionError (a ValueError) with the accepted words otherwise."""
     word, _, argument = text.partition(":")
     if text in ("rgba", "alpha", "blur"):
         return OutputMode(text)
@@ -47,7 +49,7 @@ def parse_output(text: str) -> OutputMode:
         return OutputMode("color", color=(value >> 16, (value >> 8) & 255, value & 255))
     if word == "image" and argument:
         return OutputMode("image", image=Path(argument))
-    raise ValueError(f"output must be {MODE_WORDS}, got {text!r}")
+    raise OptionError("output", Mention("output"), f" must be {MODE_WORDS}, got {text!r}")
 
 
 def composite(
@@ -94,3 +96,24 @@ def _box_pass(values: np.ndarray, radius: int, axis: int) -> np.ndarray:
     upper = np.take(cumulative, np.arange(2 * radius + 1, 2 * radius + 1 + size), axis=axis)
     lower = np.take(cumulative, np.arange(0, size), axis=axis)
     return ((upper - lower) / (2 * radius + 1)).astype(np.float32)
+
+
+def read_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Read a picture (an input, or an ``image:PATH`` background) as (H,W,3) uint8 RGB, turned upright
+    by its EXIF orientation.
+
+    With ``size`` (width, height) it is resized to that (for backgrounds).
+    Raises InputError for a missing or unreadable file.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if not path.is_file():
+        raise InputError(f"input not found: {path}")
+    try:
+        with Image.open(path) as picture:
+            upright = ImageOps.exif_transpose(picture).convert("RGB")
+    except (UnidentifiedImageError, OSError) as error:
+        raise InputError(f"cannot read {path} as an image ({error}); give a PNG or JPEG file") from error
+    if size is not None and upright.size != size:
+        upright = upright.resize(size, Image.Resampling.BILINEAR)
+    return np.asarray(upright)

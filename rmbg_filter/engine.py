@@ -9,27 +9,30 @@ queues, so memory stays flat however long the stream.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
 from . import onnx_runtime
 from .compiled import compiled_matte
+from .errors import Mention, OptionError
 from .loading import load_network
 from .network import BriaRMBG
+from .options import ModelOptions
 from .streaming import prefetch
 from .transfers import DeviceTransfers, Download, Upload
 from .transforms import as_frame_batch, postprocess, preprocess
 
-__all__ = ["Backend", "BackgroundRemover", "load"]
+__all__ = ["Backend", "BackgroundRemover", "build", "load", "shared_engine"]
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
-
-RUNTIMES = ("auto", "torch", "onnxruntime")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -41,10 +44,13 @@ class Backend:
     runtime: str = "torch"
 
     @classmethod
-    def choose(cls, device: str | torch.device = "auto", dtype: str | torch.dtype = "auto",
-               runtime: str = "auto") -> Backend:
+    def choose(cls, device: str = "auto", dtype: str = "auto", runtime: str = "auto") -> Backend:
         """Resolve ``"auto"``: cuda, then mps, then cpu; float16 on cuda, else float32;
-        ONNX Runtime for float32 on the CPU when installed (measured faster there), else torch."""
+        ONNX Runtime for float32 on the CPU when installed (measured faster there), else torch.
+
+        ``dtype`` and ``runtime`` are ModelOptions words (checked there); a device torch cannot
+        use is an OptionError naming ``device``.
+        """
         if device == "auto":
             if torch.cuda.is_available():
                 device = "cuda"
@@ -55,23 +61,19 @@ class Backend:
         try:
             chosen = torch.device(device)
         except (RuntimeError, TypeError) as error:
-            raise ValueError(f"load: device must be 'auto', 'cpu', 'cuda[:N]' or 'mps', got {device!r}") from error
+            raise OptionError("device", Mention("device"), f" must be auto, cpu, cuda, cuda:N or mps, got {device!r}") \
+                from error
         if chosen.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("load: device 'cuda' asked for, but torch sees no CUDA GPU; use device='cpu'")
-        if dtype == "auto":
-            resolved = torch.float16 if chosen.type == "cuda" else torch.float32
-        elif isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
-            resolved = dtype
-        elif isinstance(dtype, str) and dtype in DTYPES:
-            resolved = DTYPES[dtype]
-        else:
-            raise ValueError(f"load: dtype must be 'auto' or one of {', '.join(DTYPES)}, got {dtype!r}")
-        if runtime not in RUNTIMES:
-            raise ValueError(f"load: runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+            raise OptionError("device", Mention("device"), f" is {device!r}, but torch sees no CUDA GPU; use ",
+                              Mention("device", "cpu"))
+        if chosen.type == "mps" and not torch.backends.mps.is_available():
+            raise OptionError("device", Mention("device"), " is 'mps', but torch sees no Apple GPU; use ",
+                              Mention("device", "cpu"))
+        resolved = (torch.float16 if chosen.type == "cuda" else torch.float32) if dtype == "auto" else DTYPES[dtype]
         onnx_fits = chosen.type == "cpu" and resolved == torch.float32
         if runtime == "onnxruntime" and not (onnx_fits and onnx_runtime.available()):
-            raise ValueError("load: runtime 'onnxruntime' runs float32 on the CPU and needs "
-                             "pip install 'rmbg-filter[onnx]'")
+            raise OptionError("runtime", Mention("runtime", "onnxruntime"), " runs float32 on the CPU and needs "
+                              "pip install 'rmbg-filter[onnx]'; or use ", Mention("runtime", "torch"))
         if runtime == "auto":
             runtime = "onnxruntime" if onnx_fits and onnx_runtime.available() else "torch"
         return cls(chosen, resolved, runtime)
@@ -108,6 +110,10 @@ class BackgroundRemover:
         else:
             self._matte = self.network.matte
         self._transfers = DeviceTransfers(backend.device)
+        #: held while the network runs: one caller at a time, whatever thread it is in
+        self.lock = threading.Lock()
+        #: seconds the network took for the last batch streamed (see stream_tagged); 0.0 before any
+        self.batch_seconds = 0.0
 
     def __call__(self, frames: Any) -> np.ndarray:
         batch, batched = as_frame_batch(frames)
@@ -122,56 +128,72 @@ class BackgroundRemover:
         return self._infer(self._transfers.upload(batch)).numpy()
 
     def _infer(self, upload: Upload) -> Download:
-        """Run the network on uploaded frames; the alphas (N,H,W) uint8 start their way back."""
-        with torch.inference_mode():
+        """Run the network on uploaded frames; the alphas (N,H,W) uint8 start their way back.
+
+        Holds the engine's lock: callers in several threads (VapourSynth's, two GStreamer
+        elements sharing one engine) take turns on the network.
+        """
+        with self.lock, torch.inference_mode():
             pixels = self._transfers.arrived(upload)
             side = self._matte(preprocess(pixels, self.model_size, self.input_dtype))
             return self._transfers.download(postprocess(side, tuple(pixels.shape[1:3])))
 
     def stream(self, frames: Iterable[Any], *, depth: int = 2) -> Iterator[np.ndarray]:
-        """Yield the alpha (H,W) uint8 of every frame of ``frames``, in order.
-
-        Frames are read (and on CUDA uploaded) ``depth`` batches ahead and
-        inferred one batch ahead of the consumer, each in its own thread;
-        consecutive frames of one shape share a batch. Memory is bounded by
-        ``depth`` and the batch size.
-        """
-        for _, alpha in self.stream_pairs(frames, depth=depth):
+        """Yield the alpha (H,W) uint8 of every frame of ``frames``, in order (see ``stream_tagged``)."""
+        for _, alpha in self.stream_tagged(((None, frame) for frame in frames), depth=depth):
             yield alpha
 
-    def stream_pairs(self, frames: Iterable[Any], *, depth: int = 2) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """As ``stream()``, yielding ``(frame, alpha)``: the checked frame (H,W,C) uint8 beside its alpha.
+    def stream_tagged(self, items: Iterable[tuple[T, Any]], *, depth: int = 2) -> Iterator[tuple[T, np.ndarray]]:
+        """Yield ``(tag, alpha)`` for every ``(tag, frame)`` of ``items``, in order.
 
-        For adapters that composite or encode the frame with its alpha.
+        The tag is anything the caller wants back beside the frame's alpha (H,W)
+        uint8: a decoded frame's timing, a GStreamer buffer's metadata, the frame
+        itself. Frames are read (and on CUDA uploaded) ``depth`` batches ahead and
+        inferred one batch ahead of the consumer, each in its own thread;
+        consecutive frames of one shape share a batch. Memory is bounded by
+        ``depth`` and the batch size. An error raised by ``items`` (or a refused
+        frame) comes out here after the alphas of the frames before it.
         """
-        uploads = prefetch(((b, self._transfers.upload(b)) for b in self._batches(frames)), depth,
+        uploads = prefetch(((tags, self._transfers.upload(b)) for tags, b in self._batches(items)), depth,
                            name="rmbg-read")
-        results = prefetch(((b, self._infer(u)) for b, u in uploads), 1, name="rmbg-infer", join=True)
-        for batch, download in results:
-            yield from zip(batch.cpu().numpy(), download.numpy(), strict=True)
+        results = prefetch((self._timed_infer(tags, u) for tags, u in uploads), 1, name="rmbg-infer", join=True)
+        for tags, download, seconds in results:
+            waited = time.perf_counter()
+            alphas = download.numpy()
+            self.batch_seconds = seconds + time.perf_counter() - waited
+            yield from zip(tags, alphas, strict=True)
 
-    def _batches(self, frames: Iterable[Any]) -> Iterator[torch.Tensor]:
-        """Group checked frames into batches (N,H,W,C) of one shape, N <= batch_size.
+    def _timed_infer(self, tags: list[T], upload: Upload) -> tuple[list[T], Download, float]:
+        """``_infer`` and the seconds it took: all of the network on the CPU; the launch on CUDA,
+        where the wait for the download adds the rest (a consumer slower than the GPU hides it)."""
+        started = time.perf_counter()
+        download = self._infer(upload)
+        return tags, download, time.perf_counter() - started
 
-        When ``frames`` raises (or a frame is refused), the frames before it are
+    def _batches(self, items: Iterable[tuple[T, Any]]) -> Iterator[tuple[list[T], torch.Tensor]]:
+        """Group checked frames into batches (N,H,W,C) of one shape, N <= batch_size, beside their tags.
+
+        When ``items`` raises (or a frame is refused), the frames before it are
         still yielded, then the error is raised.
         """
+        tags: list[T] = []
         pending: list[torch.Tensor] = []
         try:
-            for index, frame in enumerate(frames):
+            for index, (tag, frame) in enumerate(items):
                 tensor, batched = as_frame_batch(frame, name=f"frame {index}")
                 if batched:
                     raise ValueError(f"frame {index} must be one frame (H,W[,C]), got a batch {tuple(tensor.shape)}")
                 if pending and (len(pending) == self.batch_size or pending[0].shape != tensor.shape):
-                    yield torch.cat(pending)
-                    pending = []
+                    yield tags, torch.cat(pending)
+                    tags, pending = [], []
+                tags.append(tag)
                 pending.append(tensor)
         except Exception:
             if pending:
-                yield torch.cat(pending)
+                yield tags, torch.cat(pending)
             raise
         if pending:
-            yield torch.cat(pending)
+            yield tags, torch.cat(pending)
 
 
 def _stem_in_float32(network: BriaRMBG) -> torch.dtype:
@@ -195,31 +217,52 @@ def load(
     dtype: str | torch.dtype = "auto",
     runtime: str = "auto",
     batch_size: int = 1,
-    model_size: int | tuple[int, int] = 1024,
+    model_size: int = 1024,
     revision: str | None = None,
     compile: bool = False,
 ) -> BackgroundRemover:
-    """Load RMBG-1.4 and return a BackgroundRemover.
+    """Load RMBG-1.4 and return a BackgroundRemover (a new one on every call; see ``shared_engine``).
 
     ``model``: Hub repo id, Hub-layout directory or weights file; None means
     ``$RMBG_MODEL``, else ``briaai/RMBG-1.4``. ``device``: "auto" (cuda, mps,
     cpu) or a torch device. ``dtype``: "auto" (float16 on cuda, else float32),
     "float32", "float16" or "bfloat16". ``runtime``: "auto" (ONNX Runtime for
-    float32 on the CPU when installed, else torch), "torch" or "onnxruntime". ``model_size``: the network's input,
-    an int or (height, width), default 1024 as the model was trained. ``compile``: run the
+    float32 on the CPU when installed, else torch), "torch" or "onnxruntime". ``model_size``: the side of the
+    square input, default 1024 as the model was trained. ``compile``: run the
     torch network (``runtime`` "auto" becomes "torch") through ``torch.compile``, CUDA graphs
     on CUDA; the first batch pays the compile (over a minute on 2 CPU cores; seconds in a
-    later process, from inductor's cache), so it suits long runs.
+    later process, from inductor's cache), so it suits long runs. A bad value is an OptionError
+    (a ValueError) naming its option.
     """
-    if compile and runtime == "auto":
-        runtime = "torch"
-    backend = Backend.choose(device, dtype, runtime)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"load: batch_size must be a positive int, got {batch_size!r}")
-    size = (model_size, model_size) if isinstance(model_size, int) else tuple(model_size)
-    if len(size) != 2 or not all(isinstance(s, int) and s >= 32 for s in size):
-        raise ValueError(f"load: model_size must be an int or (height, width) of ints >= 32, got {model_size!r}")
-    if compile and backend.runtime != "torch":
-        raise ValueError("load: compile needs runtime='torch' (ONNX Runtime plans its own graph)")
-    return BackgroundRemover(load_network(model, revision=revision), backend,
-                             model_size=size, batch_size=batch_size, compile=compile)
+    if isinstance(dtype, torch.dtype):
+        dtype = next((word for word, value in DTYPES.items() if value == dtype), str(dtype))
+    options = ModelOptions(model=None if model is None else os.fspath(model),
+                           device=str(device) if isinstance(device, torch.device) else device,
+                           dtype=dtype, runtime=runtime, batch_size=batch_size, model_size=model_size,
+                           compile=compile)
+    return build(options, revision=revision)
+
+
+def build(options: ModelOptions, *, revision: str | None = None) -> BackgroundRemover:
+    """A new BackgroundRemover for checked ``options``."""
+    runtime = "torch" if options.compile and options.runtime == "auto" else options.runtime
+    backend = Backend.choose(options.device, options.dtype, runtime)
+    return BackgroundRemover(load_network(options.model, revision=revision), backend,
+                             model_size=(options.model_size, options.model_size), batch_size=options.batch_size,
+                             compile=options.compile)
+
+
+_SHARED: dict[ModelOptions, BackgroundRemover] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_engine(options: ModelOptions) -> BackgroundRemover:
+    """The process's one engine for ``options``, loaded on first use.
+
+    Adapters that may be instantiated many times in one process (VapourSynth
+    nodes, GStreamer elements) share it; its ``lock`` makes them take turns.
+    """
+    with _SHARED_LOCK:
+        if options not in _SHARED:
+            _SHARED[options] = build(options)
+        return _SHARED[options]

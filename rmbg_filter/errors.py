@@ -1,12 +1,19 @@
-"""The errors this package raises for problems a user can fix.
+"""The errors this package raises for problems a user can fix, and how each adapter words them.
 
 The CLI prints their message as one line and exits with status 2 (InputError)
-or 1 (ProcessingError).
+or 1 (ProcessingError). An OptionError knows which option was wrong; its
+message names options through ``Mention`` parts, and each adapter renders
+them in its own spelling (``--device cpu``, ``device='cpu'``, ``device=cpu``)
+with ``OptionError.worded``. ``str()`` gives the keyword spelling of
+``rmbg_filter.load()``.
 """
 
 from __future__ import annotations
 
-__all__ = ["InputError", "ModelLoadError", "ProcessingError", "first_line", "keyword_message"]
+from dataclasses import dataclass
+
+__all__ = ["KEYWORDS", "InputError", "Mention", "ModelLoadError", "OptionError", "ProcessingError", "Spelling",
+           "first_line"]
 
 
 class InputError(Exception):
@@ -17,21 +24,70 @@ class ProcessingError(Exception):
     """Work on valid-looking input failed part way (a decode error in the middle): exit status 1."""
 
 
-class ModelLoadError(InputError):
-    """The model could not be found, read or matched to RMBG-1.4."""
+@dataclass(frozen=True)
+class Mention:
+    """An option named inside an error message, optionally with a value.
+
+    ``literal``: the value is a word to type as is (``cpu``); otherwise a
+    placeholder such as ``PATH``.
+    """
+
+    option: str
+    value: str | None = None
+    literal: bool = True
+
+
+@dataclass(frozen=True)
+class Spelling:
+    """How one adapter writes an option's name, and an option set to a value.
+
+    ``name`` and ``assignment`` are patterns: ``{name}`` is the option's name
+    with ``separator`` between its words; ``{value}`` the value, quoted with
+    ``quote`` when literal.
+    """
+
+    name: str
+    assignment: str
+    separator: str = "_"
+    quote: str = ""
+
+    def render(self, mention: Mention) -> str:
+        """``mention`` in this spelling."""
+        name = mention.option.replace("_", self.separator)
+        if mention.value is None:
+            return self.name.format(name=name)
+        value = f"{self.quote}{mention.value}{self.quote}" if mention.literal else mention.value
+        return self.assignment.format(name=name, value=value)
+
+
+#: Python keyword arguments: rmbg_filter.load() and the VapourSynth functions
+KEYWORDS = Spelling(name="{name}=", assignment="{name}={value}", quote="'")
+
+
+class OptionError(InputError, ValueError):
+    """An option (``option``, a ModelOptions field name or ``output``) has a value that cannot be used.
+
+    ``parts`` are the message: text, and Mentions of options that each adapter spells its own way.
+    """
+
+    def __init__(self, option: str, *parts: str | Mention) -> None:
+        self.option = option
+        self.parts = parts
+        super().__init__(self.worded(KEYWORDS))
+
+    def worded(self, spelling: Spelling) -> str:
+        """The message with every option in ``spelling``."""
+        return "".join(part if isinstance(part, str) else spelling.render(part) for part in self.parts)
+
+
+class ModelLoadError(OptionError):
+    """The model could not be found, read or matched to RMBG-1.4 (the ``model`` option)."""
+
+    def __init__(self, *parts: str | Mention) -> None:
+        super().__init__("model", *parts)
 
 
 def first_line(error: BaseException) -> str:
     """The first non-empty line of an exception's message, or its type name."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return lines[0] if lines else type(error).__name__
-
-
-def keyword_message(error: BaseException) -> str:
-    """``first_line`` of a ``load()`` error, worded for callers that take options as keywords.
-
-    The core words its hints for the command line ("--model PATH") and marks
-    load()'s own checks "load: "; the VapourSynth and GStreamer adapters take
-    ``model=PATH`` and put their own name in front.
-    """
-    return first_line(error).removeprefix("load: ").replace("--model PATH", "model=PATH")

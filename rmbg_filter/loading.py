@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import ModelLoadError, first_line
+from .errors import Mention, ModelLoadError, first_line
 from .network import BriaRMBG, RMBGConfig
 
 __all__ = ["DEFAULT_MODEL", "MODEL_ENV", "load_network", "resolve_model"]
@@ -30,7 +30,8 @@ MODEL_ENV = "RMBG_MODEL"
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".bin", ".pt", ".onnx")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.pth")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_HOW = "pass a local directory or weights file with --model PATH or RMBG_MODEL=PATH"
+#: the hint of every "cannot find it" error
+_HOW = ("pass a local directory or weights file with ", Mention("model", "PATH", literal=False), " or RMBG_MODEL=PATH")
 
 
 def resolve_model(model: str | os.PathLike[str] | None) -> str | Path:
@@ -46,7 +47,7 @@ def resolve_model(model: str | os.PathLike[str] | None) -> str | Path:
     looks_local = text.startswith(("/", ".", "~")) or text.lower().endswith(WEIGHT_SUFFIXES)
     if isinstance(model, os.PathLike) or path.exists() or looks_local or not _REPO_ID.match(text):
         if not path.exists():
-            raise ModelLoadError(f"model not found: {text} is neither a file, a directory nor a Hub repo id; {_HOW}")
+            raise ModelLoadError(f"model not found: {text} is neither a file, a directory nor a Hub repo id; ", *_HOW)
         return path
     return text
 
@@ -60,15 +61,13 @@ def load_network(
         source = _download(source, revision)
     if not source.is_dir():
         return _from_file(source)
-    if not (source / "config.json").is_file():
-        weights = _weights_in(source)
-        if weights is None:
-            raise ModelLoadError(
-                f"{source} holds no config.json and none of {', '.join(WEIGHT_FILES)}; "
-                "point --model at an RMBG-1.4 directory or weights file"
-            )
-        return _from_file(weights)
-    return _from_directory(source)
+    weights = _weights_in(source)
+    if weights is None:
+        raise ModelLoadError(f"{source} holds none of {', '.join(WEIGHT_FILES)}; point ", Mention("model"),
+                             " at an RMBG-1.4 directory or weights file")
+    if (source / "config.json").is_file() and weights.name != "model.pth":
+        return _from_directory(source, weights)
+    return _from_file(weights)  # its config is RMBG-1.4's own: a config.json beside model.pth adds nothing
 
 
 def _weights_in(directory: Path) -> Path | None:
@@ -91,9 +90,8 @@ def _download(repo_id: str, revision: str | None) -> Path:
                 folder = Path(snapshot_download(repo_id, revision=revision,
                                                 allow_patterns=["config.json", "pytorch_model.bin"]))
     except Exception as error:  # offline, unknown repo, revision or host: all told the same way
-        raise ModelLoadError(
-            f"cannot load model '{repo_id}' from the Hugging Face Hub ({first_line(error)}); {_HOW}"
-        ) from error
+        raise ModelLoadError(f"cannot load model '{repo_id}' from the Hugging Face Hub ({first_line(error)}); ",
+                             *_HOW) from error
     return folder
 
 
@@ -133,12 +131,9 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
-def _from_directory(directory: Path) -> BriaRMBG:
-    """Load a Hub-layout directory through transformers, after checking its tensors ourselves."""
-    weights = _weights_in(directory)
-    if weights is None or weights.name == "model.pth":
-        raise ModelLoadError(f"{directory}: config.json found but no model.safetensors or pytorch_model.bin; "
-                             "point --model at the weights file itself")
+def _from_directory(directory: Path, weights: Path) -> BriaRMBG:
+    """Load a Hub-layout directory (config.json and ``weights``) through transformers, after checking its
+    tensors ourselves."""
     _check_tensors(weights, BriaRMBG(RMBGConfig()), _stored_shapes(weights))
     try:
         with _quiet_loggers(bars=False):

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import InputError
+from .errors import Mention, OptionError
 from .network import BriaRMBG
 
 __all__ = ["OnnxMatte", "available", "cache_folder"]
@@ -96,8 +96,8 @@ class OnnxMatte:
                 for written in sorted(Path(partial).iterdir(), key=lambda p: p.name == path.name):  # graph last
                     os.replace(written, folder / written.name)
         except OSError as error:
-            raise InputError(f"cannot write the ONNX export cache {folder} ({error.strerror or error}); set "
-                             "RMBG_CACHE to a writable folder, or pass --runtime torch") from error
+            raise OptionError("runtime", f"cannot write the ONNX export cache {folder} ({error.strerror or error}); "
+                              "set RMBG_CACHE to a writable folder, or use ", Mention("runtime", "torch")) from error
         return path
 
     @staticmethod

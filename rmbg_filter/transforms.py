@@ -24,10 +24,9 @@ FLAT_SPREAD = 1e-6
 def as_frame_batch(frames: Any, name: str = "frames") -> tuple[torch.Tensor, bool]:
     """Check one frame or a batch of frames and view it as (N,H,W,C) uint8.
 
-    Accepts numpy arrays or torch tensors of dtype uint8, shaped (H,W), (H,W,3),
-    (H,W,4), or a batch (N,H,W), (N,H,W,3), (N,H,W,4). A 3-dimensional array is
-    one frame when its last axis is 3 or 4, otherwise a batch of gray frames.
-    Returns the tensor (sharing memory when it can) and whether the input was a
+    Accepts numpy arrays or torch tensors of dtype uint8, shaped as one frame
+    (H,W), (H,W,3), (H,W,4), or a batch (N,H,W,C) with C in 1, 3, 4. Returns
+    the tensor (sharing memory when it can) and whether the input was a
     batch. Raises TypeError/ValueError naming ``name`` for anything else.
     """
     if isinstance(frames, np.ndarray):
@@ -47,13 +46,11 @@ def as_frame_batch(frames: Any, name: str = "frames") -> tuple[torch.Tensor, boo
         tensor, batched = tensor[None, :, :, None], False
     elif tensor.ndim == 3 and tensor.shape[-1] in (3, 4):
         tensor, batched = tensor[None], False
-    elif tensor.ndim == 3:
-        tensor, batched = tensor[..., None], True
     elif tensor.ndim == 4 and tensor.shape[-1] in (1, 3, 4):
         batched = True
     else:
         raise ValueError(
-            f"{name} must be shaped (H,W), (H,W,3), (H,W,4) or a batch (N,H,W[,C]) "
+            f"{name} must be shaped (H,W), (H,W,3), (H,W,4) or a batch (N,H,W,C) "
             f"with C in 1, 3, 4; got {tuple(tensor.shape)}"
         )
     if tensor.shape[0] == 0 or tensor.shape[1] == 0 or tensor.shape[2] == 0:

@@ -37,7 +37,7 @@ from recipe import FIXTURES, recipe_state_dict  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
 import rmbg_filter  # noqa: E402
-from rmbg_filter.cli import keep_freed_memory  # noqa: E402
+from rmbg_filter.cli.main import keep_freed_memory  # noqa: E402
 from rmbg_filter.network import BriaRMBG, RMBGConfig  # noqa: E402
 
 SIZE = (1024, 1024)
@@ -165,8 +165,8 @@ def video_rows(weights: Path, folder: Path, clip_frames: int) -> list[str]:
     """End-to-end ``video`` fps against inference alone on the same decoded frames, per mode."""
     import av
 
+    from rmbg_filter.cli.video import VideoJob, VideoOptions
     from rmbg_filter.compositing import parse_output
-    from rmbg_filter.video_tool import VideoJob, VideoOptions
 
     clip = folder / "clip720.mp4"
     make_clip(clip, clip_frames)
@@ -193,8 +193,8 @@ def cuda_rows(weights: Path, folder: Path, clip_frames: int) -> list[str]:
     """Inference fps of the seed loop and the engine's CUDA settings on 1080p frames; end-to-end ``video`` fps."""
     import av
 
+    from rmbg_filter.cli.video import VideoJob, VideoOptions
     from rmbg_filter.compositing import parse_output
-    from rmbg_filter.video_tool import VideoJob, VideoOptions
 
     clip = folder / "clip1080.mp4"
     make_clip(clip, max(clip_frames, 32), size="1920x1080")

@@ -157,8 +157,8 @@ def stage_rates(clip: Path, sizes: Sizes) -> dict[str, float | str]:
 def child_video(weights: str, sizes: Sizes, clip: str, dtype: str, batch: int, compiled: bool) -> dict:
     """End-to-end ``video`` fps (the job the CLI runs) for three outputs, after a warm-up of the model."""
     import rmbg_filter
+    from rmbg_filter.cli.video import VideoJob, VideoOptions
     from rmbg_filter.compositing import parse_output
-    from rmbg_filter.video_tool import VideoJob, VideoOptions
 
     remover = rmbg_filter.load(weights, device=sizes.device, dtype=dtype, batch_size=batch,
                                model_size=sizes.model_size, compile=compiled)

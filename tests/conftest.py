@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from recipe import FIXTURES, recipe_state_dict
+from recipe import FIXTURES, PUBLISHED_CONFIG, recipe_state_dict
 from safetensors.torch import save_file
 
 from rmbg_filter import BriaRMBG, RMBGConfig
@@ -26,20 +26,6 @@ os.environ["RMBG_CACHE"] = tempfile.mkdtemp(prefix="rmbg-test-cache-")
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Remove the ONNX exports (about 170 MB each) when the run ends."""
     shutil.rmtree(os.environ["RMBG_CACHE"], ignore_errors=True)
-
-
-# config.json as published with RMBG-1.4 (auto_map names remote code we never run)
-PUBLISHED_CONFIG = {
-    "_name_or_path": "briaai/RMBG-1.4",
-    "architectures": ["BriaRMBG"],
-    "auto_map": {"AutoConfig": "MyConfig.RMBGConfig", "AutoModelForImageSegmentation": "briarmbg.BriaRMBG"},
-    "custom_pipelines": {"image-segmentation": {"impl": "MyPipe.RMBGPipe", "pt": ["AutoModelForImageSegmentation"]}},
-    "in_ch": 3,
-    "model_type": "SegformerForSemanticSegmentation",
-    "out_ch": 1,
-    "torch_dtype": "float32",
-    "transformers_version": "4.38.0.dev0",
-}
 
 
 @pytest.fixture(scope="session")
@@ -78,12 +64,15 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-@pytest.fixture(scope="session")
-def remover_small(checkpoints: dict[str, Path]):
-    """The engine on the deterministic weights at a 64x64 model size, for fast tests."""
+@pytest.fixture(scope="session", params=["torch", "onnxruntime"])
+def remover_small(request: pytest.FixtureRequest, checkpoints: dict[str, Path]):
+    """The engine on the deterministic weights at a 64x64 model size, for fast tests: once with each runtime
+    the CPU has (torch batches its frames itself; ONNX Runtime runs a graph exported for the batch)."""
     from rmbg_filter import load
 
-    return load(checkpoints["safetensors"], device="cpu", model_size=64, batch_size=3)
+    remover = load(checkpoints["safetensors"], device="cpu", model_size=64, batch_size=3, runtime=request.param)
+    assert remover.backend.runtime == request.param
+    return remover
 
 
 @pytest.fixture(scope="session")

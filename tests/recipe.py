@@ -16,6 +16,19 @@ import torch
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
+# config.json as published with RMBG-1.4 (auto_map names remote code we never run)
+PUBLISHED_CONFIG = {
+    "_name_or_path": "briaai/RMBG-1.4",
+    "architectures": ["BriaRMBG"],
+    "auto_map": {"AutoConfig": "MyConfig.RMBGConfig", "AutoModelForImageSegmentation": "briarmbg.BriaRMBG"},
+    "custom_pipelines": {"image-segmentation": {"impl": "MyPipe.RMBGPipe", "pt": ["AutoModelForImageSegmentation"]}},
+    "in_ch": 3,
+    "model_type": "SegformerForSemanticSegmentation",
+    "out_ch": 1,
+    "torch_dtype": "float32",
+    "transformers_version": "4.38.0.dev0",
+}
+
 
 def checkpoint_shapes() -> dict[str, list[int]]:
     """Every tensor name of the published checkpoint mapped to its shape."""

@@ -111,7 +111,7 @@ def test_garbage_y4m_header_is_one_line(checkpoints) -> None:
 
 
 def test_limited_and_full_range_y4m_convert_as_ffmpeg_does(tmp_path: Path) -> None:
-    from rmbg_filter.y4m import read_header, y4m_frames
+    from rmbg_filter.cli.y4m import read_header, y4m_frames
 
     for color_range in ("tv", "pc"):
         y4m = tmp_path / f"{color_range}.y4m"

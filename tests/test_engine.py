@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from rmbg_filter import Backend, load
+from rmbg_filter import Backend, OptionError, load
 
 RNG = np.random.default_rng(11)
 
@@ -57,7 +58,14 @@ def test_gray_rgba_and_torch_frames(remover_small) -> None:
     np.testing.assert_array_equal(remover_small(torch.from_numpy(rgb)), remover_small(rgb))
     gray = rgb[..., 0]
     np.testing.assert_array_equal(remover_small(gray), remover_small(np.repeat(gray[..., None], 3, axis=2)))
-    assert remover_small(np.stack([gray, gray])).shape == (2, 30, 20)
+    assert remover_small(np.stack([gray, gray])[..., None]).shape == (2, 30, 20)
+
+
+@pytest.mark.parametrize("shape", [(10, 10, 5), (2, 30, 20), (10, 10, 2), (1, 2, 8, 8, 3)])
+def test_shapes_outside_the_contract_are_refused(remover_small, shape: tuple[int, ...]) -> None:
+    expected = f"frames must be shaped (H,W), (H,W,3), (H,W,4) or a batch (N,H,W,C) with C in 1, 3, 4; got {shape}"
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        remover_small(np.zeros(shape, np.uint8))
 
 
 def test_stream_yields_every_alpha_in_order_across_sizes(remover_small) -> None:
@@ -127,22 +135,28 @@ def test_backend_choice_and_refusals() -> None:
     assert Backend.choose("cpu", "auto") == Backend(torch.device("cpu"), torch.float32, "onnxruntime")
     assert Backend.choose("cpu", "auto", "torch").runtime == "torch"
     assert Backend.choose("cpu", "bfloat16") == Backend(torch.device("cpu"), torch.bfloat16, "torch")
-    with pytest.raises(ValueError, match="runtime 'onnxruntime' runs float32 on the CPU"):
+    with pytest.raises(OptionError, match="runtime='onnxruntime' runs float32 on the CPU") as refused:
         Backend.choose("cpu", "bfloat16", "onnxruntime")
-    with pytest.raises(ValueError, match="runtime must be one of auto, torch, onnxruntime, got 'tvm'"):
-        Backend.choose("cpu", "auto", "tvm")
+    assert refused.value.option == "runtime"
     if not torch.cuda.is_available():
         assert Backend.choose("auto", "auto").device.type in ("cpu", "mps")
-        with pytest.raises(ValueError, match="torch sees no CUDA GPU"):
+        with pytest.raises(OptionError, match="torch sees no CUDA GPU; use device='cpu'"):
             Backend.choose("cuda", "auto")
-    with pytest.raises(ValueError, match="dtype must be 'auto' or one of float32, float16, bfloat16, got 'int8'"):
-        Backend.choose("cpu", "int8")
-    with pytest.raises(ValueError, match="device must be"):
+    with pytest.raises(OptionError, match="device= must be auto, cpu, cuda, cuda:N or mps, got 'tpu'") as refused:
         Backend.choose("tpu", "auto")
+    assert refused.value.option == "device"
 
 
-def test_load_refuses_bad_sizes(checkpoints: dict[str, Path]) -> None:
-    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
-        load(checkpoints["safetensors"], batch_size=0)
-    with pytest.raises(ValueError, match="model_size must be"):
-        load(checkpoints["safetensors"], model_size=(16, 16))
+def test_load_refuses_bad_options_before_reading_the_model(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.safetensors"
+    for keywords, option, message in [
+        ({"batch_size": 0}, "batch_size", "batch_size= must be from 1 to 256, got 0"),
+        ({"model_size": 16}, "model_size", "model_size= must be from 32 to 4096, got 16"),
+        ({"model_size": (64, 64)}, "model_size", "model_size= must be an int, got (64, 64)"),
+        ({"dtype": "int8"}, "dtype", "dtype= must be one of auto, float32, float16, bfloat16, got 'int8'"),
+        ({"runtime": "tvm"}, "runtime", "runtime= must be one of auto, torch, onnxruntime, got 'tvm'"),
+        ({"compile": True, "runtime": "onnxruntime"}, "compile", "compile= needs runtime='torch'"),
+    ]:
+        with pytest.raises(OptionError) as refused:
+            load(missing, **keywords)
+        assert refused.value.option == option and str(refused.value).startswith(message), refused.value

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import PUBLISHED_CONFIG
+from recipe import PUBLISHED_CONFIG
 from safetensors.torch import save_file
 
 from rmbg_filter import ModelLoadError
@@ -30,8 +30,9 @@ def test_default_model_is_the_hub_id_unless_the_environment_names_one(
 
 
 def test_missing_path_says_how_to_pass_one(tmp_path: Path) -> None:
-    with pytest.raises(ModelLoadError, match=r"model not found: .*nothing\.safetensors.*--model PATH"):
+    with pytest.raises(ModelLoadError, match=r"model not found: .*nothing\.safetensors.*with model=PATH") as caught:
         load_network(tmp_path / "nothing.safetensors")
+    assert caught.value.option == "model"
     with pytest.raises(ModelLoadError, match=r"model not found: ./weights.*RMBG_MODEL=PATH"):
         load_network("./weights")
 
@@ -52,7 +53,7 @@ def test_hub_id_without_network_or_cache_says_how_to_pass_a_local_path(tmp_path:
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
-    assert "briaai/RMBG-1.4" in lines[0] and "--model PATH" in lines[0]
+    assert "briaai/RMBG-1.4" in lines[0] and "with model=PATH or RMBG_MODEL=PATH" in lines[0]
 
 
 def test_hub_id_is_served_from_the_cache_when_offline(tmp_path: Path, checkpoints: dict[str, Path]) -> None:
@@ -139,7 +140,7 @@ def test_remote_code_named_by_auto_map_is_never_imported(tmp_path: Path, checkpo
 
 def test_directory_without_weights_and_odd_suffix_are_refused(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ModelLoadError, match=r"holds no config\.json and none of model\.safetensors"):
+    with pytest.raises(ModelLoadError, match=r"holds none of model\.safetensors, pytorch_model\.bin, model\.pth; point model= at"):
         load_network(tmp_path / "empty")
     odd = tmp_path / "weights.txt"
     odd.write_text("hello")
@@ -147,8 +148,15 @@ def test_directory_without_weights_and_odd_suffix_are_refused(tmp_path: Path) ->
         load_network(odd)
 
 
-def test_directory_of_weights_without_config_loads(tmp_path: Path, checkpoints: dict[str, Path]) -> None:
+@pytest.mark.parametrize("with_config", [False, True])
+def test_directory_of_model_pth_loads_with_or_without_config(with_config: bool, tmp_path: Path,
+                                                             checkpoints: dict[str, Path]) -> None:
+    """model.pth is not a transformers name: a config.json beside it must not make the directory refused."""
     directory = tmp_path / "bare"
     directory.mkdir()
     shutil.copy(checkpoints["pth"], directory / "model.pth")
-    assert load_network(directory).side1.weight.shape == (1, 64, 3, 3)
+    if with_config:
+        (directory / "config.json").write_text(json.dumps(PUBLISHED_CONFIG))
+    expected = load_network(checkpoints["pth"]).state_dict()
+    for name, tensor in load_network(directory).state_dict().items():
+        assert torch.equal(tensor, expected[name]), name

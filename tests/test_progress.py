@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from rmbg_filter.progress import Progress
+from rmbg_filter.cli.progress import Progress
 
 
 def test_line_shows_frames_fps_and_eta() -> None:

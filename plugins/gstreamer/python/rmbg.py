@@ -8,18 +8,29 @@ carrying the alpha (``output=rgba``, the default), GRAY8 (``output=alpha``) or
 RGB composited over a background (``green``, ``color:#RRGGBB``, ``blur``,
 ``image:PATH``), with the input's size, rate and timestamps.
 
+Properties: the model options of ``rmbg_filter.ModelOptions`` (``model``,
+``device``, ``dtype``, ``runtime``, ``batch-size``, ``model-size``, ``compile``),
+``output`` and ``qos``. Caps are proxied both ways: a size or rate asked for
+downstream is asked of upstream, and the source pad offers only the format
+``output`` makes.
+
 The element is a thread boundary: buffers and serialized events go into a
-bounded queue; a worker runs them through the core's streaming engine
-(batched reading and inference in their own threads) and pushes the results,
-in order, from its own thread. Upstream decoding and downstream encoding thus
-run concurrently with inference. The model loads when the element goes from
-READY to PAUSED, and one batch is timed there for the latency the element
-reports; a bad model or option fails that change with an element error.
+bounded queue; a worker runs them through the core's tagged stream (batched
+reading and inference in their own threads) and pushes the results, in order,
+from its own thread. Upstream decoding and downstream encoding thus run
+concurrently with inference. The model loads (torch is imported) when the
+element goes from READY to PAUSED, shared with any other element of the same
+model options, and one batch is timed there for the latency the element
+reports; any failure there fails that change with an element error. Once
+frames flow, every batch the network runs is timed; when one takes longer than
+the latency reported, a latency message asks the pipeline to ask again.
+With ``qos`` (the default), frames that downstream's QoS events say would be
+dropped as late get the last alpha instead of a network run; each posts a QoS
+message whose stats count the frames run and reused.
 """
 
 from __future__ import annotations
 
-import collections
 import importlib
 import os
 import queue
@@ -46,27 +57,29 @@ def _find_core() -> ImportError | None:
     (set by ``source .venv/bin/activate``), whose site directory is then added.
     """
     try:
-        importlib.import_module("rmbg_filter")
+        importlib.import_module("rmbg_filter.compositing")  # numpy too
     except ImportError as error:
         venv = os.environ.get("VIRTUAL_ENV")
         if not venv:
             return error
         site.addsitedir(f"{venv}/lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages")
         try:
-            importlib.import_module("rmbg_filter")
+            importlib.import_module("rmbg_filter.compositing")  # numpy too
         except ImportError as second:
             return second
     return None
 
 
 _IMPORT_ERROR = _find_core()
-if _IMPORT_ERROR is None:  # numpy too comes from the venv
+if _IMPORT_ERROR is None:  # numpy too comes from the venv; torch waits for the first start
     import numpy as np
 
-    from rmbg_filter import InputError, load
-    from rmbg_filter.compositing import composite, parse_output
-    from rmbg_filter.errors import keyword_message
-    from rmbg_filter.image_tool import read_rgb
+    from rmbg_filter.compositing import composite, parse_output, read_rgb
+    from rmbg_filter.errors import InputError, OptionError, Spelling, first_line
+    from rmbg_filter.options import ModelOptions, specs
+
+    #: how gst-launch-1.0 users write a property: ``the batch-size property``, ``batch-size=4``
+    PROPERTIES = Spelling(name="the {name} property", assignment="{name}={value}", separator="-")
 
 #: Sink formats and the positions of R, G, B in their pixels.
 RGB_ORDER = {"RGB": (0, 1, 2), "BGR": (2, 1, 0), "RGBA": (0, 1, 2), "BGRA": (2, 1, 0),
@@ -76,6 +89,31 @@ OUT_FORMAT = {4: "RGBA", 1: "GRAY8", 3: "RGB"}
 QUEUE_DEPTH = 4
 _POLL_SECONDS = 0.1
 _STOP = object()
+#: the latency reported is the longest batch measured times this
+_LATENCY_MARGIN = 1.25
+_READY_ONLY = GObject.ParamFlags.READWRITE | Gst.PARAM_MUTABLE_READY
+
+
+def _properties() -> dict[str, tuple[Any, ...]]:
+    """The element's GObject properties: one per ModelOptions field, then ``output`` and ``qos``."""
+    properties: dict[str, tuple[Any, ...]] = {}
+    for spec in specs() if _IMPORT_ERROR is None else ():
+        name, nick = spec.name.replace("_", "-"), spec.name.replace("_", " ").capitalize()
+        if spec.type is int:
+            properties[name] = (int, nick, spec.help, spec.minimum, spec.maximum, spec.default, _READY_ONLY)
+        elif spec.type is bool:
+            properties[name] = (bool, nick, spec.help, spec.default, _READY_ONLY)
+        else:
+            default = "" if spec.default is None else spec.default
+            blurb = spec.help + (f"; one of {', '.join(spec.choices)}" if spec.choices else "")
+            properties[name] = (str, nick, blurb + ("; empty: the default" if spec.default is None else ""),
+                                default, _READY_ONLY)
+    properties["output"] = (str, "Output", "rgba (RGBA with the alpha), alpha (GRAY8), green, color:#RRGGBB, "
+                            "blur or image:PATH (RGB composite)", "rgba", _READY_ONLY)
+    properties["qos"] = (bool, "QoS", "when downstream reports late buffers, give the frames that would be "
+                         "dropped the last alpha instead of running the network on them",
+                         True, GObject.ParamFlags.READWRITE)
+    return properties
 
 
 def _raw_caps(formats: Any) -> Gst.Caps:
@@ -94,7 +132,8 @@ def _answer_caps(query: Gst.Query, caps: Gst.Caps) -> bool:
 
 @dataclass(frozen=True)
 class _Frame:
-    """One input buffer's pixels (H,W,3) uint8 RGB and the timing its output keeps."""
+    """One input buffer's pixels (H,W,3) uint8 RGB, the timing its output keeps, and whether QoS found it
+    late (it then gets the last alpha, if that is of its size, instead of a network run)."""
 
     pixels: np.ndarray
     pts: int
@@ -102,6 +141,24 @@ class _Frame:
     duration: int
     offset: int
     discont: bool
+    late: bool
+    arrived: float  # time.monotonic() when the buffer came in
+
+
+_PROPERTIES = _properties()
+
+
+def _any_format(caps: Gst.Caps) -> Gst.Caps:
+    """``caps`` with the format (and the format's colorimetry and chroma siting) left open, for proxying."""
+    if caps.is_any():
+        return caps
+    out = Gst.Caps.new_empty()
+    for index in range(caps.get_size()):
+        structure = caps.get_structure(index).copy()
+        for field in ("format", "colorimetry", "chroma-site"):
+            structure.remove_field(field)
+        out.append_structure(structure)
+    return out
 
 
 class RmbgFilter(Gst.Element):
@@ -116,32 +173,11 @@ class RmbgFilter(Gst.Element):
         Gst.PadTemplate.new("sink", Gst.PadDirection.SINK, Gst.PadPresence.ALWAYS, _raw_caps(RGB_ORDER)),
         Gst.PadTemplate.new("src", Gst.PadDirection.SRC, Gst.PadPresence.ALWAYS, _raw_caps(OUT_FORMAT.values())),
     )
-
-    _ready_only = GObject.ParamFlags.READWRITE | Gst.PARAM_MUTABLE_READY
-    model = GObject.Property(
-        type=str, default="", nick="Model", flags=_ready_only,
-        blurb="Hub repo id, Hub-layout directory or weights file (.safetensors, .pth, .bin); "
-              "empty: $RMBG_MODEL, else briaai/RMBG-1.4")
-    output = GObject.Property(
-        type=str, default="rgba", nick="Output", flags=_ready_only,
-        blurb="rgba (RGBA with the alpha), alpha (GRAY8), green, color:#RRGGBB, blur or image:PATH (RGB composite)")
-    device = GObject.Property(type=str, default="auto", nick="Device", flags=_ready_only,
-                              blurb="auto (cuda, then mps, then cpu), cpu, cuda[:N] or mps")
-    dtype = GObject.Property(type=str, default="auto", nick="Precision", flags=_ready_only,
-                             blurb="auto (float16 on cuda, else float32), float32, float16 or bfloat16 (fast on "
-                                   "CPUs with native bf16)")
-    runtime = GObject.Property(type=str, default="auto", nick="Runtime", flags=_ready_only,
-                               blurb="auto (ONNX Runtime for float32 on the CPU when installed), torch or onnxruntime")
-    batch_size = GObject.Property(type=int, default=1, minimum=1, maximum=64, nick="Batch size", flags=_ready_only,
-                                  blurb="frames per network call (larger helps on a GPU)")
-    compile = GObject.Property(type=bool, default=False, nick="Compile", flags=_ready_only,
-                               blurb="torch.compile the network (CUDA graphs on CUDA): the first frame waits for "
-                                     "the compile, the rest run faster")
-    model_size = GObject.Property(type=int, default=1024, minimum=32, maximum=4096, nick="Model size",
-                                  flags=_ready_only, blurb="side of the square the network sees, as trained: 1024")
+    __gproperties__ = _PROPERTIES  # PyGObject takes the attribute away once it has made the properties
 
     def __init__(self) -> None:
         super().__init__()
+        self._settings = {name.replace("-", "_"): spec[-2] for name, spec in _PROPERTIES.items()}
         self.sinkpad = Gst.Pad.new_from_template(self.__gsttemplates__[0], "sink")
         self.sinkpad.set_chain_function_full(self._chain)
         self.sinkpad.set_event_function_full(self._sink_event)
@@ -149,19 +185,31 @@ class RmbgFilter(Gst.Element):
         self.add_pad(self.sinkpad)
         self.srcpad = Gst.Pad.new_from_template(self.__gsttemplates__[1], "src")
         self.srcpad.set_query_function_full(self._src_query)
+        self.srcpad.set_event_function_full(self._src_event)
         self.add_pad(self.srcpad)
         self._remover: Any = None
-        self._loaded_with: dict[str, Any] | None = None
+        self._loaded_with: ModelOptions | None = None
         self._mode: Any = None
         self._batch_seconds = 0.0
+        self._live = False
+        self._reported = 0  # the latency last answered, ns
         self._in_info: GstVideo.VideoInfo | None = None
         self._pushed_info: GstVideo.VideoInfo | None = None  # the worker's: caps of the buffers it pushes
         self._background: np.ndarray | None = None  # the worker's: the image: background at that size
+        self._segment = Gst.Segment.new()  # the streaming thread's: the segment of the frames that come in
+        self._earliest = Gst.CLOCK_TIME_NONE  # from QoS: frames of an earlier running time would be dropped
         self._out_caps: Gst.Caps | None = None
-        self._inbox: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
+        self._inbox: queue.Queue[Any] = queue.Queue()
+        self._slots = threading.Semaphore(QUEUE_DEPTH)  # room in the inbox for frames to run and events
         self._worker: threading.Thread | None = None
         self._flushing = True
         self._flow = Gst.FlowReturn.FLUSHING
+
+    def do_get_property(self, prop: GObject.ParamSpec) -> Any:
+        return self._settings[prop.name.replace("-", "_")]
+
+    def do_set_property(self, prop: GObject.ParamSpec, value: Any) -> None:
+        self._settings[prop.name.replace("-", "_")] = value
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -178,26 +226,37 @@ class RmbgFilter(Gst.Element):
         return result
 
     def _prepare(self) -> bool:
-        """Parse ``output`` and load the engine (once per set of model options); False after posting an error."""
+        """Check the settings and load the engine (shared per set of model options); False after posting an error.
+
+        Every failure posts an element error: a setting (named as the property), a missing
+        file, and anything else, an OSError or the GPU running out of memory included.
+        """
         if _IMPORT_ERROR is not None:
             self._error(Gst.library_error_quark(), Gst.LibraryError.INIT,
                         f"rmbg: cannot import rmbg_filter ({_IMPORT_ERROR}); activate the venv it is installed in "
                         "(source .venv/bin/activate) or put it on PYTHONPATH", str(_IMPORT_ERROR))
             return False
         try:
-            self._mode = parse_output(self.output)
+            self._mode = parse_output(self._settings["output"])
             if self._mode.kind == "image":
                 read_rgb(self._mode.image)  # a missing or unreadable picture fails the start, not the stream
-            options = {"model": self.model or None, "device": self.device, "dtype": self.dtype,
-                       "runtime": self.runtime, "batch_size": self.batch_size, "model_size": self.model_size,
-                       "compile": self.compile}
+            options = ModelOptions(**{spec.name: self._settings[spec.name] or spec.default for spec in specs()})
             if self._remover is None or self._loaded_with != options:
-                self._remover = load(**options)
+                from rmbg_filter import engine  # torch: loaded on the first start, not at registry scans
+
+                self._remover = engine.shared_engine(options)
                 self._loaded_with = options
                 self._batch_seconds = self._time_one_batch()
-        except (ValueError, TypeError, InputError) as error:
-            self._error(Gst.resource_error_quark(), Gst.ResourceError.SETTINGS, f"rmbg: {keyword_message(error)}",
-                        repr(error))
+        except OptionError as error:
+            self._error(Gst.resource_error_quark(), Gst.ResourceError.SETTINGS,
+                        f"rmbg: {error.worded(PROPERTIES)}", repr(error))
+            return False
+        except InputError as error:
+            self._error(Gst.resource_error_quark(), Gst.ResourceError.SETTINGS, f"rmbg: {error}", repr(error))
+            return False
+        except Exception as error:  # an OSError, CUDA out of memory, ...: the start fails, told in one line
+            self._error(Gst.resource_error_quark(), Gst.ResourceError.FAILED,
+                        f"rmbg: cannot start: {type(error).__name__}: {first_line(error)}", repr(error))
             return False
         return True
 
@@ -211,17 +270,21 @@ class RmbgFilter(Gst.Element):
         return time.perf_counter() - start
 
     def _latency(self) -> int:
-        """The latency this element adds, in ns: waiting for a full batch, then running it."""
+        """The latency this element adds, in ns: waiting for a full batch, then running it (the longest batch
+        measured, at the start and since), with a margin."""
         frame = 0
         if self._in_info is not None and self._in_info.fps_n > 0:
             frame = Gst.SECOND * self._in_info.fps_d // self._in_info.fps_n
-        return (self.batch_size - 1) * frame + int(self._batch_seconds * Gst.SECOND)
+        return (self._settings["batch_size"] - 1) * frame + int(self._batch_seconds * _LATENCY_MARGIN * Gst.SECOND)
 
     def _start_worker(self) -> None:
-        self._inbox = queue.Queue(maxsize=QUEUE_DEPTH)
+        self._inbox = queue.Queue()
+        self._slots = threading.Semaphore(QUEUE_DEPTH)
         self._flushing = False
         self._flow = Gst.FlowReturn.OK
-        self._worker = threading.Thread(target=self._work, name="rmbg-gst", daemon=True)
+        self._earliest = Gst.CLOCK_TIME_NONE
+        self._worker = threading.Thread(target=self._work, args=(self._inbox, self._slots), name="rmbg-gst",
+                                        daemon=True)
         self._worker.start()
 
     def _stop_worker(self) -> None:
@@ -234,7 +297,7 @@ class RmbgFilter(Gst.Element):
                 self._inbox.get_nowait()
             except queue.Empty:
                 break
-        self._inbox.put(_STOP)
+        self._inbox.put(_STOP)  # the inbox has no bound: this never waits
         self._worker.join()
         self._worker = None
 
@@ -244,9 +307,10 @@ class RmbgFilter(Gst.Element):
         if self._in_info is None:
             self._error(Gst.core_error_quark(), Gst.CoreError.NEGOTIATION, "rmbg: a buffer came before its caps", "")
             return Gst.FlowReturn.NOT_NEGOTIATED
+        late = self._is_late(buffer.pts)
         frame = _Frame(self._rgb_pixels(buffer), buffer.pts, buffer.dts, buffer.duration, buffer.offset,
-                       buffer.has_flags(Gst.BufferFlags.DISCONT))
-        return self._enqueue(frame)
+                       buffer.has_flags(Gst.BufferFlags.DISCONT), late, time.monotonic())
+        return self._enqueue(frame, counted=not late)
 
     def _rgb_pixels(self, buffer: Gst.Buffer) -> np.ndarray:
         """The buffer's picture as (H,W,3) uint8 RGB, honouring the negotiated row stride."""
@@ -258,18 +322,21 @@ class RmbgFilter(Gst.Element):
             pixels = rows.reshape(info.height, info.stride[0])[:, :info.width * channels]
             return pixels.reshape(info.height, info.width, channels)[:, :, order]  # fancy indexing copies
 
-    def _enqueue(self, item: Any) -> Gst.FlowReturn:
-        """Wait for room in the queue; give up with the worker's flow when it stopped or we flush."""
+    def _enqueue(self, item: Any, *, counted: bool = True) -> Gst.FlowReturn:
+        """Queue ``item`` for the worker; give up with the worker's flow when it stopped or we flush.
+
+        A ``counted`` item (an event, a frame to run) waits for one of QUEUE_DEPTH slots, so
+        upstream waits for the network; a late frame does not, so that a live source is not
+        held back by frames that only get the last alpha.
+        """
         while True:
             if self._flushing:
                 return Gst.FlowReturn.FLUSHING
             if self._flow != Gst.FlowReturn.OK:
                 return self._flow
-            try:
-                self._inbox.put(item, timeout=_POLL_SECONDS)
+            if not counted or self._slots.acquire(timeout=_POLL_SECONDS):
+                self._inbox.put(item)
                 return Gst.FlowReturn.OK
-            except queue.Full:
-                continue
 
     def _sink_event(self, pad: Gst.Pad, parent: Gst.Object, event: Gst.Event) -> bool:
         kind = event.type
@@ -285,6 +352,8 @@ class RmbgFilter(Gst.Element):
             event = self._output_caps_event(event)
             if event is None:
                 return False
+        if kind == Gst.EventType.SEGMENT:
+            self._segment = event.parse_segment()
         if Gst.EventType.get_flags(kind) & Gst.EventTypeFlags.SERIALIZED:
             return self._enqueue(event) == Gst.FlowReturn.OK
         return Gst.Pad.event_default(pad, parent, event)
@@ -307,11 +376,20 @@ class RmbgFilter(Gst.Element):
             out.get_structure(0).remove_field(field)
         return out
 
+    def _output_template(self) -> Gst.Caps:
+        """The source pad's caps as the ``output`` setting allows: only the format it produces."""
+        try:
+            channels = parse_output(self._settings["output"]).channels if _IMPORT_ERROR is None else None
+        except ValueError:
+            channels = None
+        return self.srcpad.get_pad_template_caps() if channels is None else _raw_caps([OUT_FORMAT[channels]])
+
     def _sink_query(self, pad: Gst.Pad, parent: Gst.Object, query: Gst.Query) -> bool:
         if query.type == Gst.QueryType.ALLOCATION:
             return True  # our buffers are copied in; upstream allocates as it likes
-        if query.type == Gst.QueryType.CAPS:
-            return _answer_caps(query, pad.get_pad_template_caps())
+        if query.type == Gst.QueryType.CAPS:  # what downstream takes, in any of our input formats
+            downstream = self.srcpad.peer_query_caps(_any_format(self._output_template()))
+            return _answer_caps(query, pad.get_pad_template_caps().intersect(_any_format(downstream)))
         return Gst.Pad.query_default(pad, parent, query)
 
     def _src_query(self, pad: Gst.Pad, parent: Gst.Object, query: Gst.Query) -> bool:
@@ -319,52 +397,125 @@ class RmbgFilter(Gst.Element):
             if not self.sinkpad.peer_query(query):
                 return False
             live, minimum, maximum = query.parse_latency()
-            ours = self._latency()
+            self._live = live
+            ours = self._reported = self._latency()
             query.set_latency(live, minimum + ours, maximum if maximum == Gst.CLOCK_TIME_NONE else maximum + ours)
             return True
-        if query.type == Gst.QueryType.CAPS:
-            return _answer_caps(query, self._out_caps or pad.get_pad_template_caps())
+        if query.type == Gst.QueryType.CAPS:  # what upstream offers, in the one format ``output`` makes
+            template = self._output_template()
+            upstream = self.sinkpad.peer_query_caps(_any_format(self.sinkpad.get_pad_template_caps()))
+            return _answer_caps(query, template.intersect(_any_format(upstream)))
         return Gst.Pad.query_default(pad, parent, query)
+
+    def _src_event(self, pad: Gst.Pad, parent: Gst.Object, event: Gst.Event) -> bool:
+        if event.type == Gst.EventType.QOS:
+            _kind, _proportion, diff, timestamp = event.parse_qos()
+            if diff > 0:  # late: the lateness grows while we catch up, so expect twice it (as GstBaseTransform)
+                duration = self._in_info.fps_d * Gst.SECOND // self._in_info.fps_n if self._in_info.fps_n else 0
+                self._earliest = timestamp + 2 * diff + duration
+            else:
+                self._earliest = Gst.CLOCK_TIME_NONE
+        return Gst.Pad.event_default(pad, parent, event)
 
     # -- the worker ----------------------------------------------------------------------------
 
-    def _work(self) -> None:
-        """Run queued frames through the engine and push results and events downstream, in order."""
-        waiting: list[Gst.Event] = []
-        pending: collections.deque[tuple[_Frame, list[Gst.Event]]] = collections.deque()
+    def _work(self, inbox: queue.Queue[Any], slots: threading.Semaphore) -> None:
+        """Run ``inbox``'s frames through the engine; push results and events downstream, in order.
+
+        ``inbox`` and its ``slots`` are this worker's own: after a flush a new worker gets new ones. The
+        engine's tagged stream carries, beside each frame it runs, what came before it: events,
+        and (under QoS) late frames that get the last alpha instead of a network run.
+        """
+        waiting: list[Any] = []  # events and skipped frames since the last frame sent to the engine
         stopped = threading.Event()
 
-        def frames() -> Iterator[np.ndarray]:
+        def tagged() -> Iterator[tuple[tuple[list[Any], _Frame], np.ndarray]]:
+            nonlocal waiting
+            shape = None
             while True:
-                item = self._inbox.get()
+                item = inbox.get()
                 if item is _STOP:
                     stopped.set()
                     return
                 if isinstance(item, Gst.Event):
+                    slots.release()
                     waiting.append(item)
                     if item.type == Gst.EventType.EOS:
                         return
                     continue
-                pending.append((item, waiting[:]))
-                waiting.clear()
-                yield item.pixels
+                if not item.late:
+                    slots.release()
+                elif item.pixels.shape == shape:
+                    waiting.append(item)
+                    continue
+                shape = item.pixels.shape
+                yield (waiting, item), item.pixels
+                waiting = []
 
         try:
-            for alpha in self._remover.stream(frames()):
-                frame, events = pending.popleft()
-                for event in events:
-                    self._push_event(event)
-                flow = self.srcpad.push(self._output_buffer(frame, alpha))
-                if flow != Gst.FlowReturn.OK:
-                    self._stop_with(flow)
+            processed = reused = 0
+            last_alpha: np.ndarray | None = None  # of the last frame the network ran: late frames reuse it
+            for (before, frame), alpha in self._remover.stream_tagged(tagged()):
+                for item in before:
+                    if isinstance(item, Gst.Event):
+                        self._push_event(item)
+                        continue
+                    reused += 1
+                    self._post_qos(item, processed, reused)
+                    if not self._push_frame(item, last_alpha):
+                        return
+                processed += 1
+                last_alpha = alpha
+                self._measured(self._remover.batch_seconds)
+                if not self._push_frame(frame, alpha):
                     return
-            if not stopped.is_set():  # the stream ended with EOS: the events after the last frame follow it
-                for event in waiting:
-                    self._push_event(event)
+            if not stopped.is_set():  # the stream ended with EOS: what came after the last frame follows it
+                for item in waiting:
+                    if isinstance(item, Gst.Event):
+                        self._push_event(item)
+                    elif not self._push_frame(item, last_alpha):
+                        return
         except Exception as error:  # any failure (the engine, a background gone) ends the stream with an error
             self._error(Gst.stream_error_quark(), Gst.StreamError.FAILED,
                         f"rmbg: background removal failed: {error}", repr(error))
             self._flow = Gst.FlowReturn.ERROR
+
+    def _is_late(self, pts: int) -> bool:
+        """Whether QoS says a frame of ``pts`` would come too late downstream (it is dropped there anyway)."""
+        earliest = self._earliest
+        if not self._settings["qos"] or earliest == Gst.CLOCK_TIME_NONE or pts == Gst.CLOCK_TIME_NONE:
+            return False
+        running = self._segment.to_running_time(Gst.Format.TIME, pts)
+        return running != Gst.CLOCK_TIME_NONE and running <= earliest
+
+    def _post_qos(self, frame: _Frame, processed: int, reused: int) -> None:
+        """Tell the application a frame skipped the network (as GstBaseTransform does for the frames it drops)."""
+        running = self._segment.to_running_time(Gst.Format.TIME, frame.pts)
+        stream = self._segment.to_stream_time(Gst.Format.TIME, frame.pts)
+        message = Gst.Message.new_qos(self, self._live, running, stream, frame.pts, frame.duration)
+        message.set_qos_stats(Gst.Format.BUFFERS, processed, reused)
+        self.post_message(message)
+
+    def _measured(self, seconds: float) -> None:
+        """Take the seconds the network took for a batch; re-post the latency when it grew past the reported.
+
+        Only the network's time counts: waits in the queues (behind a sink that syncs to the
+        clock, say) would feed back into the latency they are caused by.
+        """
+        if seconds <= self._batch_seconds:
+            return
+        self._batch_seconds = seconds
+        if self._live and self._latency() > self._reported:
+            self._reported = self._latency()  # the pipeline asks every element again and sets a latency covering ours
+            self.post_message(Gst.Message.new_latency(self))
+
+    def _push_frame(self, frame: _Frame, alpha: np.ndarray) -> bool:
+        """Push ``frame``'s output; False (its flow handed upstream) when downstream refused it."""
+        flow = self.srcpad.push(self._output_buffer(frame, alpha))
+        if flow != Gst.FlowReturn.OK:
+            self._stop_with(flow)
+            return False
+        return True
 
     def _push_event(self, event: Gst.Event) -> None:
         """Push a queued event; a CAPS event sets the layout of the buffers after it (and fits the background)."""

@@ -14,8 +14,8 @@ from typing import BinaryIO
 import av
 import numpy as np
 
+from ..errors import InputError
 from .avframes import fill_plane
-from .errors import InputError
 from .rawio import read_exact
 
 __all__ = ["SIGNATURE", "Y4mHeader", "mono_header", "read_header", "y4m_frames"]

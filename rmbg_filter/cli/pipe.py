@@ -9,15 +9,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
-from .compositing import OutputMode, composite
-from .engine import BackgroundRemover
-from .errors import InputError
+from ..compositing import OutputMode, composite, read_rgb
+from ..errors import InputError
 from .rawio import read_exact
 from .y4m import MAX_SIDE, SIGNATURE, mono_header, read_header, y4m_frames
+
+if TYPE_CHECKING:
+    from ..engine import BackgroundRemover
 
 __all__ = ["PIXEL_FORMATS", "PipeOptions", "parse_size", "run_pipe"]
 
@@ -99,14 +101,12 @@ def run_pipe(load_remover: Callable[[], BackgroundRemover], options: PipeOptions
         raise InputError("--out-format y4m carries --output alpha only; use raw for rgba and composites")
     background = None
     if options.mode.image is not None:
-        from .image_tool import read_rgb
-
         background = read_rgb(options.mode.image, (width, height))
     remover = load_remover()
     if options.y4m_out:
         stdout.write(mono_header(width, height, rate, aspect))
     written = 0
-    for frame, alpha in remover.stream_pairs(frames):
+    for frame, alpha in remover.stream_tagged((frame, frame) for frame in frames):
         if options.y4m_out:
             stdout.write(b"FRAME\n")
         stdout.write(composite(frame, alpha, options.mode, background).tobytes())

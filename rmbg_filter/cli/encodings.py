@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .compositing import OutputMode
-from .errors import InputError
+from ..compositing import OutputMode
+from ..errors import InputError
 from .safe_output import is_pattern
 
 __all__ = ["Encoding", "choose_encoding"]
@@ -29,6 +29,8 @@ class Encoding:
 
 _X264 = Encoding("libx264", "yuv420p", {"crf": "18", "preset": "medium"})
 _VP9 = Encoding("libvpx-vp9", "yuv420p", {"crf": "20", "b": "0", "row-mt": "1"})
+#: the encoders that take --crf, with the options they get when chosen with --codec
+_TUNED = {tuned.codec: tuned.options for tuned in (_X264, _VP9)}
 #: suffix -> {"rgba" | "alpha" | "rgb": Encoding}
 CONTAINERS: dict[str, dict[str, Encoding]] = {
     ".mov": {"rgba": Encoding("prores_ks", "yuva444p10le", {"profile": "4444"}),
@@ -67,9 +69,10 @@ def choose_encoding(destination: Path, mode: OutputMode, source_pix_fmt: str, si
     odd = size[0] % 2 or size[1] % 2
     if encoding.pix_fmt == "yuv420p" and encoding.codec == "libx264" and odd:
         encoding = replace(encoding, pix_fmt="yuv444p")  # x264 needs even sides for 4:2:0
-    options = dict(encoding.options)
+    chosen = codec or encoding.codec
+    options = dict(encoding.options if chosen == encoding.codec else _TUNED.get(chosen, {}))
     if crf is not None:
         if "crf" not in options:
-            raise InputError(f"--crf does not apply to {encoding.codec}; it is for libx264 and libvpx-vp9")
+            raise InputError(f"--crf does not apply to {chosen}; it is for {' and '.join(_TUNED)}")
         options["crf"] = str(crf)
-    return Encoding(codec or encoding.codec, pix_fmt or encoding.pix_fmt, options if codec is None else {})
+    return Encoding(chosen, pix_fmt or encoding.pix_fmt, options)

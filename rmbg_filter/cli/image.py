@@ -5,34 +5,18 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-from .compositing import OutputMode, composite
-from .engine import BackgroundRemover
-from .errors import InputError
+from ..compositing import OutputMode, composite, read_rgb
+from ..errors import InputError
 from .safe_output import atomic_output, check_destination
 
-__all__ = ["read_rgb", "remove_background_from_image"]
+if TYPE_CHECKING:
+    from ..engine import BackgroundRemover
 
-
-def read_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Read a picture as (H,W,3) uint8 RGB, turned upright by its EXIF orientation.
-
-    With ``size`` (width, height) it is resized to that (for backgrounds).
-    Raises InputError for a missing or unreadable file.
-    """
-    if not path.is_file():
-        raise InputError(f"input not found: {path}")
-    try:
-        with Image.open(path) as picture:
-            upright = ImageOps.exif_transpose(picture).convert("RGB")
-    except (UnidentifiedImageError, OSError) as error:
-        raise InputError(f"cannot read {path} as an image ({error}); give a PNG or JPEG file") from error
-    if size is not None and upright.size != size:
-        upright = upright.resize(size, Image.Resampling.BILINEAR)
-    return np.asarray(upright)
+__all__ = ["remove_background_from_image"]
 
 
 def remove_background_from_image(

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .compositing import composite, parse_output
+from ..compositing import composite, parse_output
 
 __all__ = ["PREVIEW_WIDTH", "checkerboard", "contact_sheet", "save_sheet"]
 

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
 
 __all__ = ["atomic_output", "atomic_sequence", "check_destination", "is_pattern"]
 

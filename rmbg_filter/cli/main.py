@@ -15,12 +15,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
-from .compositing import MODE_WORDS, parse_output
-from .errors import InputError, ProcessingError, first_line
+from ..compositing import MODE_WORDS, parse_output
+from ..errors import InputError, Mention, OptionError, ProcessingError, Spelling, first_line
+from ..options import ModelOptions, specs
 from .pipe import PIXEL_FORMATS, parse_size
 
 if TYPE_CHECKING:
-    from .engine import BackgroundRemover
+    from ..engine import BackgroundRemover
 
 __all__ = ["main"]
 
@@ -43,30 +44,34 @@ def _checked(parse: Callable[[str], T]) -> Callable[[str], T]:
     def convert(text: str) -> T:
         try:
             return parse(text)
+        except OptionError as error:  # argparse names the flag itself: "argument --output: must be ..."
+            flag = FLAGS.render(Mention(error.option))
+            raise argparse.ArgumentTypeError(error.worded(FLAGS).removeprefix(f"{flag} ")) from error
         except ValueError as error:
             raise argparse.ArgumentTypeError(str(error)) from error
 
     return convert
 
 
+#: how the command line writes an option: ``--batch-size``, ``--device cpu``
+FLAGS = Spelling(name="--{name}", assignment="--{name} {value}", separator="-")
+
+
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per ModelOptions field: ``batch_size`` is ``--batch-size N``; values are checked by ModelOptions."""
     group = parser.add_argument_group("model")
-    group.add_argument("--model", metavar="M",
-                       help="Hub repo id, Hub-layout directory or weights file "
-                            "(default: $RMBG_MODEL, else briaai/RMBG-1.4)")
-    group.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps")
-    group.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"),
-                       help="auto: float16 on CUDA, float32 elsewhere; bfloat16 is the fast CPU mode")
-    group.add_argument("--runtime", default="auto", choices=("auto", "torch", "onnxruntime"),
-                       help="auto: ONNX Runtime for float32 on the CPU when installed (faster there), else torch")
-    group.add_argument("--batch-size", type=int, default=1, metavar="N",
-                       help="frames a network call (default 1; larger helps GPUs)")
-    group.add_argument("--model-size", type=int, default=1024, metavar="N",
-                       help="side of the square the network sees (default 1024, as trained; smaller is "
-                            "faster and coarser)")
-    group.add_argument("--compile", action="store_true",
-                       help="torch.compile the network (CUDA graphs on CUDA): the first frame waits for the "
-                            "compile, the rest run faster; for long runs")
+    for spec in specs():
+        flag = FLAGS.render(Mention(spec.name))
+        if spec.type is bool:
+            group.add_argument(flag, action="store_true", help=spec.help)
+            continue
+        group.add_argument(flag, type=spec.type, default=spec.default, choices=spec.choices or None,
+                           metavar=spec.metavar, help=spec.help)
+
+
+def model_options(args: argparse.Namespace) -> ModelOptions:
+    """The ModelOptions of parsed arguments; a bad value is an OptionError."""
+    return ModelOptions(**{spec.name: getattr(args, spec.name) for spec in specs()})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,39 +142,36 @@ def keep_freed_memory() -> None:
         libc.mallopt(option, 1 << 30)
 
 
-def _load(args: argparse.Namespace) -> BackgroundRemover:
-    """The engine the model options ask for; a refused option is an InputError."""
-    from .engine import load
+def _load(options: ModelOptions) -> BackgroundRemover:
+    """The engine ``options`` ask for."""
+    from ..engine import build
 
     keep_freed_memory()
-    try:
-        return load(args.model, device=args.device, dtype=args.dtype, runtime=args.runtime,
-                    model_size=args.model_size, batch_size=args.batch_size, compile=args.compile)
-    except ValueError as error:
-        raise InputError(str(error)) from error
+    return build(options)
 
 
 def _run(args: argparse.Namespace) -> None:
+    options = model_options(args)
     if args.command == "image":
-        from .image_tool import remove_background_from_image
+        from .image import remove_background_from_image
 
-        width, height = remove_background_from_image(lambda: _load(args), args.input, args.output, args.mode,
+        width, height = remove_background_from_image(lambda: _load(options), args.input, args.output, args.mode,
                                                      overwrite=args.overwrite)
         print(f"wrote {args.output} ({width}x{height}, {args.mode.kind})", file=sys.stderr)
     elif args.command == "pipe":
         from .pipe import PipeOptions, run_pipe
 
-        options = PipeOptions(args.size, args.pix_fmt, args.mode, args.out_format == "y4m")
-        run_pipe(lambda: _load(args), options, sys.stdin.buffer, sys.stdout.buffer)
+        stream = PipeOptions(args.size, args.pix_fmt, args.mode, args.out_format == "y4m")
+        run_pipe(lambda: _load(options), stream, sys.stdin.buffer, sys.stdout.buffer)
     elif args.command == "video":
-        from .video_tool import VideoJob, VideoOptions
+        from .video import VideoJob, VideoOptions
 
         if args.output is None and args.preview is None:
             raise InputError("give OUT, or --preview FILE.png to look first")
-        options = VideoOptions(args.mode, args.codec, args.pix_fmt, args.crf, args.overwrite,
-                               progress=sys.stderr.isatty() and not args.quiet)
-        with VideoJob(args.input, args.output, options, args.preview) as job:
-            remover = _load(args)
+        video = VideoOptions(args.mode, args.codec, args.pix_fmt, args.crf, args.overwrite,
+                             progress=sys.stderr.isatty() and not args.quiet)
+        with VideoJob(args.input, args.output, video, args.preview) as job:
+            remover = _load(options)
             if args.preview is not None:
                 rows = job.preview(remover)
                 print(f"wrote {args.preview} ({rows} frames: original | alpha | cut-out)", file=sys.stderr)
@@ -184,6 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         _run(args)
+    except OptionError as error:
+        print(f"{PROG} {args.command}: error: {error.worded(FLAGS)}", file=sys.stderr)
+        return EXIT_USAGE
     except InputError as error:
         print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE

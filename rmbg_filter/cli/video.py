@@ -7,22 +7,24 @@ re-encoded. Decoding, inference and encoding overlap (the engine's stream).
 
 from __future__ import annotations
 
-import collections
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
 
+from ..compositing import OutputMode, composite, read_rgb
+from ..errors import InputError, ProcessingError, first_line
 from .avframes import fill_plane
-from .compositing import OutputMode, composite
 from .encodings import Encoding, choose_encoding
-from .engine import BackgroundRemover
-from .errors import InputError, ProcessingError, first_line
 from .progress import Progress
 from .safe_output import atomic_output, atomic_sequence, check_destination, is_pattern
+
+if TYPE_CHECKING:
+    from ..engine import BackgroundRemover
 
 __all__ = ["VideoJob", "VideoOptions"]
 
@@ -74,20 +76,16 @@ class VideoJob:
         self.audio = list(self.input.streams.audio) if destination and not is_pattern(destination) else []
         context = self.video.codec_context
         self.size = (context.width, context.height)
-        self.encoding: Encoding | None = None
-        if destination is not None:
-            try:
+        try:
+            self.encoding: Encoding | None = None
+            if destination is not None:
                 self.encoding = choose_encoding(
                     destination, options.mode, context.format.name if context.format else "",
                     self.size, codec=options.codec, pix_fmt=options.pix_fmt, crf=options.crf)
-            except InputError:
-                self.input.close()
-                raise
-        self.background = None
-        if options.mode.image is not None:
-            from .image_tool import read_rgb
-
-            self.background = read_rgb(options.mode.image, self.size)
+            self.background = None if options.mode.image is None else read_rgb(options.mode.image, self.size)
+        except BaseException:  # the job is not made: nothing will close the input but us
+            self.input.close()
+            raise
 
     def __enter__(self) -> VideoJob:
         return self
@@ -137,8 +135,8 @@ class _Encoder:
     def __init__(self, job: VideoJob, output: av.container.OutputContainer) -> None:
         self.job = job
         self.output = output
-        self.in_flight: collections.deque[av.VideoFrame] = collections.deque()
-        self.audio_packets: collections.deque[av.Packet] = collections.deque()
+        #: audio packets demuxed after the last video frame, set when decoding ends
+        self.trailing_audio: list[av.Packet] = []
         self.video_out: av.VideoStream | None = None
         #: input audio stream index -> (output stream, resampler when re-encoding, None when copying)
         self.audio_out: dict[int, tuple[av.AudioStream, av.AudioResampler | None]] = {}
@@ -147,18 +145,17 @@ class _Encoder:
         job = self.job
         progress = Progress(job.video.frames or None, shown=job.options.progress)
         written = 0
-        for rgb, alpha in remover.stream_pairs(self._decoded()):
-            source = self.in_flight.popleft()
+        for (source, rgb, audio), alpha in remover.stream_tagged(self._decoded()):
             if self.video_out is None:
                 self._add_streams(source)
-            self._mux_audio()
+            self._mux_audio(audio)
             self._mux(self.video_out.encode(self._output_frame(source, rgb, alpha)))
             written += 1
             progress.advance()
         if self.video_out is None:
             raise ProcessingError(f"no video frame could be decoded from {job.source}")
         self._mux(self.video_out.encode(None))
-        self._mux_audio()
+        self._mux_audio(self.trailing_audio)
         for stream, resampler in self.audio_out.values():
             if resampler is not None:
                 for converted in resampler.resample(None):
@@ -167,23 +164,29 @@ class _Encoder:
         progress.finish()
         return written
 
-    def _decoded(self) -> Iterator[np.ndarray]:
-        """Decode the video (in the engine's reader thread), stashing audio packets for the muxer.
+    def _decoded(self) -> Iterator[tuple[tuple[av.VideoFrame, np.ndarray, list[av.Packet]], np.ndarray]]:
+        """Decode the video in the engine's reader thread: ``(tag, rgb)`` pairs for its tagged stream.
 
-        Yields (H,W,3) uint8 RGB converted as ffmpeg's command line does.
+        ``rgb`` is the frame's pixels (H,W,3) uint8, converted as ffmpeg's command line does;
+        the tag ``(frame, rgb, audio)`` adds the decoded frame (its timing and colour tags) and
+        the audio packets demuxed since the frame before, to be muxed before it. Audio after the
+        last frame is left in ``trailing_audio``.
         """
         job = self.job
         count = 0
+        audio: list[av.Packet] = []
         try:
             for packet in job.input.demux(job.video, *job.audio):
                 if packet.stream.type == "audio":
                     if packet.size:
-                        self.audio_packets.append(packet)
+                        audio.append(packet)
                     continue
                 for frame in packet.decode():
-                    self.in_flight.append(frame)
-                    yield frame.to_ndarray(format="rgb24", interpolation="BICUBIC")
+                    rgb = frame.to_ndarray(format="rgb24", interpolation="BICUBIC")
+                    yield (frame, rgb, audio), rgb
+                    audio = []
                     count += 1
+            self.trailing_audio = audio
         except av.error.FFmpegError as error:
             raise ProcessingError(f"decoding {job.source} failed after {count} frames ({first_line(error)}); "
                                   "nothing was written") from error
@@ -223,10 +226,9 @@ class _Encoder:
             resampler = av.AudioResampler(format=out.format, layout=out.layout, rate=rate)
             self.audio_out[audio.index] = (out, resampler)
 
-    def _mux_audio(self) -> None:
-        """Mux (copy or re-encode) the audio packets demuxed so far."""
-        while self.audio_packets:
-            packet = self.audio_packets.popleft()
+    def _mux_audio(self, packets: list[av.Packet]) -> None:
+        """Mux (copy or re-encode) audio packets."""
+        for packet in packets:
             stream, resampler = self.audio_out[packet.stream.index]
             if resampler is None:
                 packet.stream = stream

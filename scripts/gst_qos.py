@@ -1,0 +1,100 @@
+"""Measure the GStreamer element's QoS on a live source faster than inference: a table, qos off and on.
+
+    GST_PLUGIN_PATH=plugins/gstreamer VIRTUAL_ENV=$PWD/.venv /usr/bin/python3 scripts/gst_qos.py \\
+        --model ~/.cache/rmbg-filter/imgly-background-removal-data-1.4.5/isnet-small.onnx
+
+A live ``videotestsrc`` at ``--fps`` feeds ``rmbg`` into a synchronised fakesink.
+Each setting runs in its own process (the system Python, as gst-launch-1.0 would).
+Columns: frames the network ran and frames given the last alpha (from the
+element's QoS messages), frames the sink rendered and dropped as late, how far
+the most the live source fell behind the clock (it is held back while the
+element's queue is full), the pipeline's latency at the end (the element re-posts it as it grows; the
+application recalculates it, as gst-launch-1.0 does) and the wall time of the
+process (model load included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+RUN = """
+import json, sys, time
+import gi
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst
+Gst.init(None)
+pipeline = Gst.parse_launch(sys.argv[1])
+bus = pipeline.get_bus()
+reused = processed = 0
+lag = [0]
+
+
+def arriving(pad, info):
+    # how far behind the clock the live source delivered this buffer (it falls behind when held back)
+    now = pipeline.get_clock().get_time() - pipeline.get_base_time()
+    lag[0] = max(lag[0], now - info.get_buffer().pts)
+    return Gst.PadProbeReturn.OK
+
+
+pipeline.get_by_name("rmbg").get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, arriving)
+start = time.monotonic()
+pipeline.set_state(Gst.State.PLAYING)
+while True:
+    message = bus.timed_pop_filtered(600 * Gst.SECOND,
+                                     Gst.MessageType.EOS | Gst.MessageType.ERROR | Gst.MessageType.QOS
+                                     | Gst.MessageType.LATENCY)
+    if message is None or message.type == Gst.MessageType.ERROR:
+        sys.exit(f"pipeline failed: {message.parse_error()[0].message if message else 'timeout'}")
+    if message.type == Gst.MessageType.EOS:
+        break
+    if message.type == Gst.MessageType.LATENCY:  # as gst-launch-1.0 does
+        pipeline.recalculate_latency()
+        continue
+    if message.src.get_name() == "rmbg":
+        _, processed, reused = message.parse_qos_stats()
+wall = time.monotonic() - start
+stats = pipeline.get_by_name("sink").get_property("stats")
+query = Gst.Query.new_latency()
+pipeline.query(query)
+pipeline.set_state(Gst.State.NULL)
+print(json.dumps({"reused": reused, "rendered": stats.get_value("rendered"), "dropped": stats.get_value("dropped"),
+                  "wall": wall, "latency": query.parse_latency()[1] / Gst.SECOND, "lag": lag[0] / Gst.SECOND}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--frames", type=int, default=90)
+    parser.add_argument("--fps", type=int, default=30)
+    parser.add_argument("--size", default="320x240")
+    parser.add_argument("--model-size", type=int, default=320)
+    args = parser.parse_args()
+    width, height = args.size.split("x")
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               "unknown CPU")
+    print(f"live videotestsrc {args.size} at {args.fps} fps, {args.frames} frames, rmbg model-size={args.model_size} "
+          f"on {cpu}")
+    print(f"{'qos':>4} {'network':>8} {'reused':>7} {'rendered':>9} {'dropped':>8} {'latency s':>10} {'source lag s':>13} {'wall s':>7}")
+    for qos in ("false", "true"):
+        pipeline = (f"videotestsrc is-live=true num-buffers={args.frames} pattern=ball "
+                    f"! video/x-raw,format=RGB,width={width},height={height},framerate={args.fps}/1 "
+                    f"! rmbg name=rmbg model={args.model} model-size={args.model_size} qos={qos} "
+                    "! fakesink name=sink sync=true qos=true max-lateness=20000000")
+        started = time.monotonic()
+        done = subprocess.run(["/usr/bin/python3", "-c", RUN, pipeline], capture_output=True, text=True,
+                              timeout=900)
+        if done.returncode != 0:
+            sys.exit(f"qos={qos}: {done.stderr.strip().splitlines()[-1]}")
+        row = json.loads(done.stdout.strip().splitlines()[-1])
+        network = args.frames - row["reused"]
+        print(f"{qos:>4} {network:>8} {row['reused']:>7} {row['rendered']:>9} {row['dropped']:>8} "
+              f"{row['latency']:>10.2f} {row['lag']:>13.2f} {time.monotonic() - started:>7.1f}")
+
+
+if __name__ == "__main__":
+    main()
