@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from cli_helpers import CLI, one_error_line, run_cli
 
-from rmbg_filter import load
+from rmbg_filter import InputError, load
 
 FAST = ("--model-size", "64", "-q")
 
@@ -208,8 +208,11 @@ def test_ctrl_c_leaves_no_output(clips, tmp_path: Path, checkpoints) -> None:
                                env=env, stderr=subprocess.PIPE, text=True,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not any(p.name.startswith(".o.") for p in tmp_path.iterdir()):
+    partial = []
+    while time.monotonic() < deadline and not partial:
+        partial = [p for p in tmp_path.iterdir() if p.name.startswith(".o.")]
         time.sleep(0.1)
+    assert partial, "the partial output never appeared: the interrupt would test nothing"
     time.sleep(1)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
@@ -272,3 +275,35 @@ def test_rotation_and_colour_tags_are_kept(tmp_path: Path, checkpoints) -> None:
             context = container.streams.video[0].codec_context
             assert (context.colorspace, context.color_primaries, context.color_trc, context.color_range) == (1, 1, 1, 1)
             assert next(container.decode(video=0)).rotation == 90
+
+
+def test_codec_crf_and_pix_fmt_reach_the_encoder(clips, tmp_path: Path, checkpoints) -> None:
+    """--crf survives --codec, and is checked against the encoder chosen (here x264 where .mov would use ProRes)."""
+    out = tmp_path / "o.mov"
+    done = run_cli("video", clips["odd_audio"], out, "--output", "green", "--codec", "libx264", "--crf", "31",
+                   "--pix-fmt", "yuv444p", *FAST, model=checkpoints["safetensors"])
+    assert done.returncode == 0, done.stderr
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.name, stream.codec_context.format.name) == ("h264", "yuv444p")
+    assert b"crf=31.0" in out.read_bytes()  # x264 writes its settings into the stream
+    done = run_cli("video", clips["odd_audio"], tmp_path / "o.mkv", "--codec", "ffv1", "--crf", "20", *FAST,
+                   model=checkpoints["safetensors"])
+    assert done.returncode == 2
+    assert one_error_line(done) == ("rmbg-filter video: error: --crf does not apply to ffv1; "
+                                    "it is for libx264 and libvpx-vp9")
+
+
+def test_a_background_that_cannot_be_read_leaves_no_file_open(clips, tmp_path: Path) -> None:
+    from rmbg_filter.cli.video import VideoJob, VideoOptions
+    from rmbg_filter.compositing import parse_output
+
+    def open_files() -> set[str]:
+        return {os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
+                if os.path.exists(f"/proc/self/fd/{fd}")}
+
+    before = open_files()
+    options = VideoOptions(parse_output(f"image:{tmp_path / 'missing.png'}"))
+    with pytest.raises(InputError, match=r"input not found: .*missing\.png"):
+        VideoJob(clips["odd_audio"], tmp_path / "o.mkv", options)
+    assert str(clips["odd_audio"]) not in open_files() - before

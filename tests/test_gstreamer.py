@@ -8,7 +8,7 @@ the helpers here do too, so odd widths test the element's stride handling.
 
 from __future__ import annotations
 
-import os
+import json
 import re
 import signal
 import subprocess
@@ -18,23 +18,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hosts import gst_environment
 from pictures import picture
 from PIL import Image
 
 from rmbg_filter import load
 from rmbg_filter.compositing import GREEN, composite, parse_output
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
 def gst_env(tmp_path_factory: pytest.TempPathFactory, checkpoints: dict[str, Path]) -> dict[str, str]:
     """The environment of a user who followed the README, with a registry of its own."""
-    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
-    return {**env, "HF_HUB_OFFLINE": "1", "VIRTUAL_ENV": sys.prefix,
-            "GST_PLUGIN_PATH": str(ROOT / "plugins" / "gstreamer"),
-            "GST_REGISTRY": str(tmp_path_factory.mktemp("gst") / "registry.bin"),
-            "RMBG_MODEL": str(checkpoints["safetensors"])}
+    return gst_environment(tmp_path_factory.mktemp("gst"), checkpoints["safetensors"])
 
 
 @pytest.fixture(scope="module")
@@ -148,9 +143,9 @@ def test_a_long_clip_into_a_real_encoder(tmp_path: Path, gst_env: dict[str, str]
     ("rmbg model=missing/model.safetensors",
      "rmbg: model not found: missing/model.safetensors is neither a file, a directory nor a Hub repo id; "
      "pass a local directory or weights file with model=PATH or RMBG_MODEL=PATH"),
-    ("rmbg output=purple", "rmbg: output must be rgba, alpha, green, color:#RRGGBB, blur or image:PATH"),
+    ("rmbg output=purple", "rmbg: the output property must be rgba, alpha, green, color:#RRGGBB, blur or image:PATH"),
     ("rmbg output=image:missing.png", "rmbg: input not found: missing.png"),
-    ("rmbg dtype=float64", "rmbg: dtype must be"),
+    ("rmbg dtype=float64", "rmbg: the dtype property must be one of auto, float32, float16, bfloat16, got 'float64'"),
 ])
 def test_bad_settings_fail_the_pipeline_with_an_element_error(element: str, message: str, tmp_path: Path,
                                                               gst_env: dict[str, str]) -> None:
@@ -258,3 +253,128 @@ def test_a_live_source_gets_the_elements_latency_and_no_frame_is_dropped(tmp_pat
     assert live == "True"
     assert int(minimum) >= 100_000_000  # at least the wait for a second frame at 10 fps, plus the inference
     assert (rendered, dropped) == ("12", "0")
+
+
+def test_inspecting_the_element_loads_no_torch(gst_env: dict[str, str]) -> None:
+    done = subprocess.run(["gst-inspect-1.0", "rmbg"], env={**gst_env, "PYTHONPROFILEIMPORTTIME": "1"},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "rmbg_filter.options" in imported  # the embedded Python reported its imports
+    assert not {"torch", "transformers"} & imported
+
+
+def test_a_size_asked_downstream_is_asked_of_upstream(tmp_path: Path, gst_env: dict[str, str], engine) -> None:
+    done = launch("videotestsrc num-buffers=2 pattern=smpte ! video/x-raw,width=320,height=240 ! videoconvert "
+                  "! videoscale ! rmbg model-size=64 output=alpha ! video/x-raw,width=160,height=120 "
+                  "! filesink location=out.raw", gst_env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    alphas = from_rows((tmp_path / "out.raw").read_bytes(), 120, 160, 1)
+    assert alphas.shape == (2, 120, 160, 1)
+
+
+CAPS_SCRIPT = """
+import re
+import gi
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst
+Gst.init(None)
+for output in ("rgba", "alpha", "green", "purple"):
+    element = Gst.ElementFactory.make("rmbg")
+    element.set_property("output", output)
+    caps = element.get_static_pad("src").query_caps(None).to_string()
+    listed = re.findall(r"format=\\(string\\)(?:\\{ *([^}]*)\\}|(\\w+))", caps)
+    print(output, *sorted({f.strip() for group in listed for f in ",".join(group).split(",") if f.strip()}))
+"""
+
+
+def test_the_source_pad_offers_only_the_format_output_makes(tmp_path: Path, gst_env: dict[str, str]) -> None:
+    done = subprocess.run(["/usr/bin/python3", "-c", CAPS_SCRIPT], env=gst_env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["rgba RGBA", "alpha GRAY8", "green RGB", "purple GRAY8 RGB RGBA"]
+
+
+FAILING_START_SCRIPT = """
+import sys
+import gi
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst
+Gst.init(None)
+import torch
+from rmbg_filter import engine
+
+def fail(options):  # what loading raised on a full disk or a full GPU
+    raise {"oserror": OSError(28, "No space left on device"),
+           "oom": torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")}[sys.argv[1]]
+
+engine.shared_engine = fail
+pipeline = Gst.parse_launch("videotestsrc num-buffers=2 ! videoconvert ! rmbg ! fakesink")
+print(pipeline.set_state(Gst.State.PLAYING).value_nick)
+message = pipeline.get_bus().timed_pop_filtered(60 * Gst.SECOND, Gst.MessageType.ERROR)
+print(message.src.get_name(), message.parse_error()[0].message)
+pipeline.set_state(Gst.State.NULL)
+"""
+
+
+@pytest.mark.parametrize(("failure", "message"), [
+    ("oserror", "rmbg: cannot start: OSError: [Errno 28] No space left on device"),
+    ("oom", "rmbg: cannot start: OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"),
+])
+def test_any_failure_at_start_is_an_element_error(failure: str, message: str, tmp_path: Path,
+                                                   gst_env: dict[str, str]) -> None:
+    done = subprocess.run([sys.executable, "-c", FAILING_START_SCRIPT, failure], env=gst_env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["failure", f"rmbg0 {message}"]
+    assert "Traceback" not in done.stderr
+
+
+QOS_SCRIPT = """
+import json, sys
+import gi
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst
+Gst.init(None)
+pipeline = Gst.parse_launch(
+    "videotestsrc is-live=true num-buffers=30 ! video/x-raw,format=RGB,width=96,height=64,framerate=30/1 "
+    f"! rmbg name=rmbg model-size=512 qos={sys.argv[1]} ! fakesink sync=true qos=true max-lateness=20000000")
+lag, reused, latencies = [0], [0], 0
+
+def arriving(pad, info):
+    now = pipeline.get_clock().get_time() - pipeline.get_base_time()
+    lag[0] = max(lag[0], now - info.get_buffer().pts)
+    return Gst.PadProbeReturn.OK
+
+pipeline.get_by_name("rmbg").get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, arriving)
+pipeline.set_state(Gst.State.PLAYING)
+bus = pipeline.get_bus()
+while True:
+    message = bus.timed_pop_filtered(300 * Gst.SECOND, Gst.MessageType.EOS | Gst.MessageType.ERROR
+                                     | Gst.MessageType.QOS | Gst.MessageType.LATENCY)
+    assert message is not None and message.type != Gst.MessageType.ERROR, message
+    if message.type == Gst.MessageType.EOS:
+        break
+    if message.type == Gst.MessageType.LATENCY:
+        latencies += 1
+        pipeline.recalculate_latency()
+    elif message.src.get_name() == "rmbg":
+        reused[0] = message.parse_qos_stats()[2]
+pipeline.set_state(Gst.State.NULL)
+print(json.dumps({"lag": lag[0] / Gst.SECOND, "reused": reused[0], "latencies": latencies}))
+"""
+
+
+def test_qos_reuses_the_last_alpha_for_late_frames_and_keeps_a_live_source_on_time(
+        tmp_path: Path, gst_env: dict[str, str]) -> None:
+    """A live source at 30 fps, a network at model size 512 far slower than that (about 0.3 s a frame here)."""
+    runs = {}
+    for qos in ("false", "true"):
+        done = subprocess.run(["/usr/bin/python3", "-c", QOS_SCRIPT, qos], env=gst_env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        runs[qos] = json.loads(done.stdout)
+    assert runs["false"]["reused"] == 0
+    assert runs["false"]["lag"] > 3  # every frame ran: the source was held back for most of the network's time
+    assert runs["true"]["reused"] >= 10
+    assert runs["true"]["lag"] < runs["false"]["lag"] / 2

@@ -140,7 +140,8 @@ def test_remote_code_named_by_auto_map_is_never_imported(tmp_path: Path, checkpo
 
 def test_directory_without_weights_and_odd_suffix_are_refused(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ModelLoadError, match=r"holds none of model\.safetensors, pytorch_model\.bin, model\.pth; point model= at"):
+    with pytest.raises(ModelLoadError,
+                       match=r"holds none of model\.safetensors, pytorch_model\.bin, model\.pth; point model= at"):
         load_network(tmp_path / "empty")
     odd = tmp_path / "weights.txt"
     odd.write_text("hello")

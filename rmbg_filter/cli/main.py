@@ -65,8 +65,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         if spec.type is bool:
             group.add_argument(flag, action="store_true", help=spec.help)
             continue
-        group.add_argument(flag, type=spec.type, default=spec.default, choices=spec.choices or None,
-                           metavar=spec.metavar, help=spec.help)
+        metavar = "{" + ",".join(spec.choices) + "}" if spec.choices else spec.metavar
+        group.add_argument(flag, type=spec.type, default=spec.default, metavar=metavar, help=spec.help)
 
 
 def model_options(args: argparse.Namespace) -> ModelOptions:
