@@ -20,6 +20,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 RUN = """
 import json, sys, time
@@ -75,10 +76,10 @@ def main() -> None:
     parser.add_argument("--model-size", type=int, default=320)
     args = parser.parse_args()
     width, height = args.size.split("x")
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               "unknown CPU")
-    print(f"live videotestsrc {args.size} at {args.fps} fps, {args.frames} frames, rmbg model-size={args.model_size} "
-          f"on {cpu}")
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "unknown CPU")
+    print(f"live videotestsrc {args.size} at {args.fps} fps, {args.frames} frames, "
+          f"rmbg model-size={args.model_size} on {cpu}")
     print(f"{'qos':>4} {'network':>8} {'reused':>7} {'rendered':>9} {'dropped':>8} {'latency s':>10} {'source lag s':>13} {'wall s':>7}")
     for qos in ("false", "true"):
         pipeline = (f"videotestsrc is-live=true num-buffers={args.frames} pattern=ball "
