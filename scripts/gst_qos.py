@@ -80,7 +80,8 @@ def main() -> None:
     cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "unknown CPU")
     print(f"live videotestsrc {args.size} at {args.fps} fps, {args.frames} frames, "
           f"rmbg model-size={args.model_size} on {cpu}")
-    print(f"{'qos':>4} {'network':>8} {'reused':>7} {'rendered':>9} {'dropped':>8} {'latency s':>10} {'source lag s':>13} {'wall s':>7}")
+    print(f"{'qos':>4} {'network':>8} {'reused':>7} {'rendered':>9} {'dropped':>8} {'latency s':>10} "
+          f"{'source lag s':>13} {'wall s':>7}")
     for qos in ("false", "true"):
         pipeline = (f"videotestsrc is-live=true num-buffers={args.frames} pattern=ball "
                     f"! video/x-raw,format=RGB,width={width},height={height},framerate={args.fps}/1 "
