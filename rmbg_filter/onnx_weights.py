@@ -60,6 +60,8 @@ def read_onnx_state(path: Path) -> dict[str, torch.Tensor]:
     model = _load_model(path)
     try:
         return _state_of(model, path)
+    except ModelLoadError:  # a ValueError too: said already, in one line
+        raise
     except (KeyError, IndexError, ValueError, TypeError, AttributeError) as error:  # a malformed graph
         raise ModelLoadError(f"{path}: an ONNX graph this loader cannot follow ({first_line(error)}); "
                              f"{_NOT_ISNET}") from error

@@ -60,7 +60,7 @@ def test_alpha_and_composite_outputs(jpeg: Path, tmp_path: Path, checkpoints: di
     [
         (["image", "{missing}", "{out}"], r"input not found: .*missing\.jpg"),
         (["image", "{text}", "{out}"], r"cannot read .*notes\.png as an image"),
-        (["image", "{jpeg}", "{out}", "--output", "mask"], r"argument --output: output must be rgba, alpha"),
+        (["image", "{jpeg}", "{out}", "--output", "mask"], r"argument --output: must be rgba, alpha"),
         (["image", "{jpeg}", "{out}", "--model", "{missing}"], r"model not found: .*missing\.jpg.*--model PATH"),
         (["image", "{jpeg}", "{out}", "--model", "{text}"], r"unsupported weights file type \.png"),
         (["image", "{jpeg}", "{out}", "--device", "cuda"], r"torch sees no CUDA GPU"),

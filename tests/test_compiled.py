@@ -28,5 +28,5 @@ def test_compiled_pipe_equals_eager_with_a_short_last_batch(checkpoints: dict[st
 
 
 def test_compile_needs_the_torch_runtime(checkpoints: dict[str, Path]) -> None:
-    with pytest.raises(ValueError, match="compile needs runtime='torch'"):
+    with pytest.raises(ValueError, match="compile= needs runtime='torch'"):
         load(checkpoints["safetensors"], device="cpu", runtime="onnxruntime", compile=True)

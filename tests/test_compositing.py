@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from rmbg_filter.compositing import GREEN, OutputMode, box_blur, composite, parse_output
+from rmbg_filter.errors import OptionError
 
 RNG = np.random.default_rng(3)
 FRAME = RNG.integers(0, 256, (12, 17, 3), dtype=np.uint8)
@@ -27,8 +28,10 @@ def test_words(word: str, mode: OutputMode) -> None:
 
 @pytest.mark.parametrize("word", ["", "RGBA", "color:#12345", "color:red", "image:", "mask", "blur:3"])
 def test_unknown_words_list_the_accepted_ones(word: str) -> None:
-    with pytest.raises(ValueError, match=r"output must be rgba, alpha, green, color:#RRGGBB, blur or image:PATH"):
+    with pytest.raises(OptionError, match=r"output= must be rgba, alpha, green, color:#RRGGBB, blur or image:PATH") \
+            as refused:
         parse_output(word)
+    assert refused.value.option == "output" and isinstance(refused.value, ValueError)
 
 
 def test_rgba_and_alpha_keep_the_values() -> None:

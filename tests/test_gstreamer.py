@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hosts import gst_environment
+from hosts import TESTS, gst_environment
 from pictures import picture
 from PIL import Image
 
@@ -332,36 +332,26 @@ def test_any_failure_at_start_is_an_element_error(failure: str, message: str, tm
 
 QOS_SCRIPT = """
 import json, sys
-import gi
-gi.require_version("Gst", "1.0")
-from gi.repository import Gst
+sys.path.insert(0, sys.argv[2])
+from gst_bus import Gst, play
 Gst.init(None)
 pipeline = Gst.parse_launch(
     "videotestsrc is-live=true num-buffers=30 ! video/x-raw,format=RGB,width=96,height=64,framerate=30/1 "
     f"! rmbg name=rmbg model-size=512 qos={sys.argv[1]} ! fakesink sync=true qos=true max-lateness=20000000")
-lag, reused, latencies = [0], [0], 0
+lag, reused = [0], [0]
 
 def arriving(pad, info):
     now = pipeline.get_clock().get_time() - pipeline.get_base_time()
     lag[0] = max(lag[0], now - info.get_buffer().pts)
     return Gst.PadProbeReturn.OK
 
-pipeline.get_by_name("rmbg").get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, arriving)
-pipeline.set_state(Gst.State.PLAYING)
-bus = pipeline.get_bus()
-while True:
-    message = bus.timed_pop_filtered(300 * Gst.SECOND, Gst.MessageType.EOS | Gst.MessageType.ERROR
-                                     | Gst.MessageType.QOS | Gst.MessageType.LATENCY)
-    assert message is not None and message.type != Gst.MessageType.ERROR, message
-    if message.type == Gst.MessageType.EOS:
-        break
-    if message.type == Gst.MessageType.LATENCY:
-        latencies += 1
-        pipeline.recalculate_latency()
-    elif message.src.get_name() == "rmbg":
+def counted(message):
+    if message.type == Gst.MessageType.QOS and message.src.get_name() == "rmbg":
         reused[0] = message.parse_qos_stats()[2]
-pipeline.set_state(Gst.State.NULL)
-print(json.dumps({"lag": lag[0] / Gst.SECOND, "reused": reused[0], "latencies": latencies}))
+
+pipeline.get_by_name("rmbg").get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, arriving)
+play(pipeline, counted)
+print(json.dumps({"lag": lag[0] / Gst.SECOND, "reused": reused[0]}))
 """
 
 
@@ -370,7 +360,7 @@ def test_qos_reuses_the_last_alpha_for_late_frames_and_keeps_a_live_source_on_ti
     """A live source at 30 fps, a network at model size 512 far slower than that (about 0.3 s a frame here)."""
     runs = {}
     for qos in ("false", "true"):
-        done = subprocess.run(["/usr/bin/python3", "-c", QOS_SCRIPT, qos], env=gst_env, cwd=tmp_path,
+        done = subprocess.run(["/usr/bin/python3", "-c", QOS_SCRIPT, qos, str(TESTS)], env=gst_env, cwd=tmp_path,
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
         runs[qos] = json.loads(done.stdout)
@@ -378,3 +368,43 @@ def test_qos_reuses_the_last_alpha_for_late_frames_and_keeps_a_live_source_on_ti
     assert runs["false"]["lag"] > 3  # every frame ran: the source was held back for most of the network's time
     assert runs["true"]["reused"] >= 10
     assert runs["true"]["lag"] < runs["false"]["lag"] / 2
+
+
+LATENCY_SCRIPT = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from gst_bus import Gst, latency, play
+Gst.init(None)
+small, large = ("video/x-raw,format=RGB,width=64,height=48,framerate=5/1",
+                "video/x-raw,format=RGB,width=1920,height=1080,framerate=5/1")
+pipeline = Gst.parse_launch(f"videotestsrc is-live=true num-buffers=12 ! capsfilter name=size caps={small} "
+                            "! rmbg name=rmbg model-size=32 ! fakesink sync=true")
+reported, seen = [], [0]
+
+def count(pad, info):
+    seen[0] += 1
+    if seen[0] == 4:  # the source renegotiates: 1080p frames cost more to resize than the first ones
+        pipeline.get_by_name("size").set_property("caps", Gst.Caps.from_string(large))
+    if seen[0] == 3:
+        reported.append(latency(pipeline))
+    return Gst.PadProbeReturn.OK
+
+def followed(message):
+    if message.type == Gst.MessageType.LATENCY and message.src.get_name() == "rmbg":
+        reported.append(latency(pipeline))
+
+pipeline.get_by_name("rmbg").get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, count)
+play(pipeline, followed)
+print(*reported)
+"""
+
+
+def test_the_latency_follows_the_measured_batches(tmp_path: Path, gst_env: dict[str, str]) -> None:
+    """Frames grow from 64x48 to 1080p mid-stream: their batches take longer, the element posts latency
+    messages, and the pipeline's latency grows with them."""
+    done = subprocess.run(["/usr/bin/python3", "-c", LATENCY_SCRIPT, str(TESTS)], env=gst_env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    reported = [int(value) for value in done.stdout.split()]
+    assert len(reported) >= 2, "no latency message came from the element"
+    assert reported[-1] > reported[0] > 0

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rmbg_filter import InputError, load
+from rmbg_filter import OptionError, load
+from rmbg_filter.cli.main import FLAGS
 
 RNG = np.random.default_rng(13)
 
@@ -33,5 +34,7 @@ def test_unwritable_cache_says_what_to_do(
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
     monkeypatch.setenv("RMBG_CACHE", str(blocker))
-    with pytest.raises(InputError, match=r"cannot write the ONNX export cache .*set RMBG_CACHE .*--runtime torch"):
+    expected = r"cannot write the ONNX export cache .*set RMBG_CACHE .*or use runtime='torch'"
+    with pytest.raises(OptionError, match=expected) as refused:
         load(checkpoints["safetensors"], device="cpu", runtime="onnxruntime", model_size=64)
+    assert refused.value.worded(FLAGS).endswith("or use --runtime torch")

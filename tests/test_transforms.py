@@ -70,7 +70,7 @@ def test_constant_output_gives_a_defined_alpha_not_nan() -> None:
 @pytest.mark.parametrize(
     ("shape", "expected", "batched"),
     [((5, 7), (1, 5, 7, 1), False), ((5, 7, 3), (1, 5, 7, 3), False), ((5, 7, 4), (1, 5, 7, 4), False),
-     ((2, 5, 7), (2, 5, 7, 1), True), ((2, 5, 7, 3), (2, 5, 7, 3), True), ((2, 5, 7, 4), (2, 5, 7, 4), True)],
+     ((2, 5, 7, 1), (2, 5, 7, 1), True), ((2, 5, 7, 3), (2, 5, 7, 3), True), ((2, 5, 7, 4), (2, 5, 7, 4), True)],
 )
 def test_accepted_frame_shapes(shape: tuple[int, ...], expected: tuple[int, ...], batched: bool) -> None:
     for frames in (np.zeros(shape, np.uint8), torch.zeros(shape, dtype=torch.uint8)):
@@ -86,6 +86,8 @@ def test_accepted_frame_shapes(shape: tuple[int, ...], expected: tuple[int, ...]
         ([[1, 2], [3, 4]], TypeError, r"frames must be a numpy array or torch tensor of uint8, got list"),
         (np.zeros((5, 7, 3, 2, 1), np.uint8), ValueError, r"frames must be shaped .* got \(5, 7, 3, 2, 1\)"),
         (np.zeros((2, 5, 7, 2), np.uint8), ValueError, r"got \(2, 5, 7, 2\)"),
+        (np.zeros((10, 10, 5), np.uint8), ValueError, r"got \(10, 10, 5\)"),  # not a batch of gray frames
+        (np.zeros((2, 5, 7), np.uint8), ValueError, r"or a batch \(N,H,W,C\) with C in 1, 3, 4; got \(2, 5, 7\)"),
         (np.zeros((0, 7, 3), np.uint8), ValueError, r"frames must not be empty"),
         (np.zeros(5, np.uint8), ValueError, r"got \(5,\)"),
     ],
