@@ -21,7 +21,7 @@ PYTHON_VS     ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python
 endif
 VS_PY         := $(VS_VENV)/bin/python
 
-.PHONY: setup test demo bench lint clean
+.PHONY: setup test demo bench gst-qos lint clean
 
 setup: $(VENV)/.installed $(VS_VENV)/.installed-vs
 
@@ -63,6 +63,11 @@ demo: setup
 
 bench: setup
 	$(PY) scripts/bench.py
+
+# the GStreamer element's QoS on a live source faster than inference, qos=false then true (about 40 s)
+gst-qos: setup
+	GST_PLUGIN_PATH=$(abspath plugins/gstreamer) VIRTUAL_ENV=$(abspath $(VENV)) $(PYTHON_SYSTEM) scripts/gst_qos.py \
+		--model $$($(PY) -c 'import sys; sys.path.insert(0, "scripts"); from real_network import isnet_onnx; print(isnet_onnx("small"))')
 
 lint: setup
 	$(PY) -m ruff check rmbg_filter plugins tests scripts

@@ -23,15 +23,12 @@ import time
 from pathlib import Path
 
 RUN = """
-import json, sys, time
-import gi
-gi.require_version("Gst", "1.0")
-from gi.repository import Gst
+import json, sys
+sys.path.insert(0, sys.argv[2])
+from gst_bus import Gst, latency, play
 Gst.init(None)
 pipeline = Gst.parse_launch(sys.argv[1])
-bus = pipeline.get_bus()
-reused = processed = 0
-lag = [0]
+reused, lag = [0], [0]
 
 
 def arriving(pad, info):
@@ -41,36 +38,27 @@ def arriving(pad, info):
     return Gst.PadProbeReturn.OK
 
 
+def counted(message):
+    if message.type == Gst.MessageType.QOS and message.src.get_name() == "rmbg":
+        reused[0] = message.parse_qos_stats()[2]
+
+
+def report():
+    stats = pipeline.get_by_name("sink").get_property("stats")
+    print(json.dumps({"reused": reused[0], "rendered": stats.get_value("rendered"),
+                      "dropped": stats.get_value("dropped"), "latency": latency(pipeline) / Gst.SECOND,
+                      "lag": lag[0] / Gst.SECOND}))
+
+
 pipeline.get_by_name("rmbg").get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, arriving)
-start = time.monotonic()
-pipeline.set_state(Gst.State.PLAYING)
-while True:
-    message = bus.timed_pop_filtered(600 * Gst.SECOND,
-                                     Gst.MessageType.EOS | Gst.MessageType.ERROR | Gst.MessageType.QOS
-                                     | Gst.MessageType.LATENCY)
-    if message is None or message.type == Gst.MessageType.ERROR:
-        sys.exit(f"pipeline failed: {message.parse_error()[0].message if message else 'timeout'}")
-    if message.type == Gst.MessageType.EOS:
-        break
-    if message.type == Gst.MessageType.LATENCY:  # as gst-launch-1.0 does
-        pipeline.recalculate_latency()
-        continue
-    if message.src.get_name() == "rmbg":
-        _, processed, reused = message.parse_qos_stats()
-wall = time.monotonic() - start
-stats = pipeline.get_by_name("sink").get_property("stats")
-query = Gst.Query.new_latency()
-pipeline.query(query)
-pipeline.set_state(Gst.State.NULL)
-print(json.dumps({"reused": reused, "rendered": stats.get_value("rendered"), "dropped": stats.get_value("dropped"),
-                  "wall": wall, "latency": query.parse_latency()[1] / Gst.SECOND, "lag": lag[0] / Gst.SECOND}))
+play(pipeline, counted, report)
 """
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
-    parser.add_argument("--frames", type=int, default=90)
+    parser.add_argument("--frames", type=int, default=150)
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--size", default="320x240")
     parser.add_argument("--model-size", type=int, default=320)
@@ -88,8 +76,8 @@ def main() -> None:
                     f"! rmbg name=rmbg model={args.model} model-size={args.model_size} qos={qos} "
                     "! fakesink name=sink sync=true qos=true max-lateness=20000000")
         started = time.monotonic()
-        done = subprocess.run(["/usr/bin/python3", "-c", RUN, pipeline], capture_output=True, text=True,
-                              timeout=900)
+        done = subprocess.run(["/usr/bin/python3", "-c", RUN, pipeline, str(Path(__file__).parent)],
+                              capture_output=True, text=True, timeout=900)
         if done.returncode != 0:
             sys.exit(f"qos={qos}: {done.stderr.strip().splitlines()[-1]}")
         row = json.loads(done.stdout.strip().splitlines()[-1])

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TESTS = ROOT / "tests"
+SCRIPTS = ROOT / "scripts"
 
 
 def vs_python() -> Path:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hosts import TESTS, gst_environment
+from hosts import SCRIPTS, gst_environment
 from pictures import picture
 from PIL import Image
 
@@ -360,7 +360,7 @@ def test_qos_reuses_the_last_alpha_for_late_frames_and_keeps_a_live_source_on_ti
     """A live source at 30 fps, a network at model size 512 far slower than that (about 0.3 s a frame here)."""
     runs = {}
     for qos in ("false", "true"):
-        done = subprocess.run(["/usr/bin/python3", "-c", QOS_SCRIPT, qos, str(TESTS)], env=gst_env, cwd=tmp_path,
+        done = subprocess.run(["/usr/bin/python3", "-c", QOS_SCRIPT, qos, str(SCRIPTS)], env=gst_env, cwd=tmp_path,
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
         runs[qos] = json.loads(done.stdout)
@@ -402,7 +402,7 @@ print(*reported)
 def test_the_latency_follows_the_measured_batches(tmp_path: Path, gst_env: dict[str, str]) -> None:
     """Frames grow from 64x48 to 1080p mid-stream: their batches take longer, the element posts latency
     messages, and the pipeline's latency grows with them."""
-    done = subprocess.run(["/usr/bin/python3", "-c", LATENCY_SCRIPT, str(TESTS)], env=gst_env, cwd=tmp_path,
+    done = subprocess.run(["/usr/bin/python3", "-c", LATENCY_SCRIPT, str(SCRIPTS)], env=gst_env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     reported = [int(value) for value in done.stdout.split()]

@@ -1,6 +1,6 @@
-"""Run a GStreamer pipeline to its end, as gst-launch-1.0 does, in the scripts the GStreamer tests start.
+"""Run a GStreamer pipeline to its end, as gst-launch-1.0 does: for scripts/gst_qos.py and the GStreamer tests.
 
-They run in the system Python (the one GStreamer's plugin loader embeds) and import this file by path.
+Both run it in the system Python (the one GStreamer's plugin loader embeds) and import this file by path.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from gi.repository import Gst  # noqa: E402
 
 
 def play(pipeline: Gst.Pipeline, on_message: Callable[[Gst.Message], None] = lambda message: None,
-         timeout_s: int = 300) -> None:
-    """Play ``pipeline`` until EOS, then stop it. QOS and LATENCY messages go to ``on_message``; a
-    LATENCY message first makes the pipeline recalculate its latency, as gst-launch-1.0 does. An ERROR,
-    or no message for ``timeout_s``, raises."""
+         at_end: Callable[[], None] = lambda: None, timeout_s: int = 300) -> None:
+    """Play ``pipeline`` until EOS, call ``at_end`` (the elements still hold their stats), then stop it.
+
+    QOS and LATENCY messages go to ``on_message``; a LATENCY message first makes the pipeline
+    recalculate its latency, as gst-launch-1.0 does. An ERROR, or no message for ``timeout_s``, raises.
+    """
     pipeline.set_state(Gst.State.PLAYING)
     bus = pipeline.get_bus()
     wanted = Gst.MessageType.EOS | Gst.MessageType.ERROR | Gst.MessageType.QOS | Gst.MessageType.LATENCY
@@ -29,6 +31,7 @@ def play(pipeline: Gst.Pipeline, on_message: Callable[[Gst.Message], None] = lam
             if message.type == Gst.MessageType.ERROR:
                 raise RuntimeError(message.parse_error()[0].message)
             if message.type == Gst.MessageType.EOS:
+                at_end()
                 return
             if message.type == Gst.MessageType.LATENCY:
                 pipeline.recalculate_latency()
