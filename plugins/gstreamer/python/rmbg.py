@@ -198,6 +198,8 @@ class RmbgFilter(Gst.Element):
         self._background: np.ndarray | None = None  # the worker's: the image: background at that size
         self._segment = Gst.Segment.new()  # the streaming thread's: the segment of the frames that come in
         self._earliest = Gst.CLOCK_TIME_NONE  # from QoS: frames of an earlier running time would be dropped
+        self._to_run = 0  # frames queued for the network and not yet taken by the worker
+        self._to_run_lock = threading.Lock()
         self._out_caps: Gst.Caps | None = None
         self._inbox: queue.Queue[Any] = queue.Queue()
         self._slots = threading.Semaphore(QUEUE_DEPTH)  # room in the inbox for frames to run and events
@@ -283,6 +285,7 @@ class RmbgFilter(Gst.Element):
         self._flushing = False
         self._flow = Gst.FlowReturn.OK
         self._earliest = Gst.CLOCK_TIME_NONE
+        self._to_run = 0
         self._worker = threading.Thread(target=self._work, args=(self._inbox, self._slots), name="rmbg-gst",
                                         daemon=True)
         self._worker.start()
@@ -310,7 +313,14 @@ class RmbgFilter(Gst.Element):
         late = self._is_late(buffer.pts)
         frame = _Frame(self._rgb_pixels(buffer), buffer.pts, buffer.dts, buffer.duration, buffer.offset,
                        buffer.has_flags(Gst.BufferFlags.DISCONT), late, time.monotonic())
+        if not late:
+            self._count_to_run(1)
         return self._enqueue(frame, counted=not late)
+
+    def _count_to_run(self, change: int) -> None:
+        """Count a frame queued for the network (+1, the streaming thread) or taken by the worker (-1)."""
+        with self._to_run_lock:
+            self._to_run += change
 
     def _rgb_pixels(self, buffer: Gst.Buffer) -> np.ndarray:
         """The buffer's picture as (H,W,3) uint8 RGB, honouring the negotiated row stride."""
@@ -445,6 +455,7 @@ class RmbgFilter(Gst.Element):
                     continue
                 if not item.late:
                     slots.release()
+                    self._count_to_run(-1)
                 elif item.pixels.shape == shape:
                     waiting.append(item)
                     continue
@@ -453,40 +464,49 @@ class RmbgFilter(Gst.Element):
                 waiting = []
 
         try:
-            processed = reused = 0
+            counts = [0, 0]  # frames the network ran, frames given the last alpha
             last_alpha: np.ndarray | None = None  # of the last frame the network ran: late frames reuse it
-            for (before, frame), alpha in self._remover.stream_tagged(tagged()):
-                for item in before:
+
+            def push_before(items: list[Any]) -> bool:
+                """Push queued events, and late frames with the last alpha; False when downstream refused."""
+                for item in items:
                     if isinstance(item, Gst.Event):
                         self._push_event(item)
                         continue
-                    reused += 1
-                    self._post_qos(item, processed, reused)
+                    counts[1] += 1
+                    self._post_qos(item, *counts)
                     if not self._push_frame(item, last_alpha):
-                        return
-                processed += 1
+                        return False
+                return True
+
+            for (before, frame), alpha in self._remover.stream_tagged(tagged()):
+                if not push_before(before):
+                    return
+                counts[0] += 1
                 last_alpha = alpha
                 self._measured(self._remover.batch_seconds)
                 if not self._push_frame(frame, alpha):
                     return
             if not stopped.is_set():  # the stream ended with EOS: what came after the last frame follows it
-                for item in waiting:
-                    if isinstance(item, Gst.Event):
-                        self._push_event(item)
-                    elif not self._push_frame(item, last_alpha):
-                        return
+                push_before(waiting)
         except Exception as error:  # any failure (the engine, a background gone) ends the stream with an error
             self._error(Gst.stream_error_quark(), Gst.StreamError.FAILED,
                         f"rmbg: background removal failed: {error}", repr(error))
             self._flow = Gst.FlowReturn.ERROR
 
     def _is_late(self, pts: int) -> bool:
-        """Whether QoS says a frame of ``pts`` would come too late downstream (it is dropped there anyway)."""
+        """Whether QoS says a frame of ``pts`` would come too late downstream (it is dropped there anyway).
+
+        While the last QoS event said late: a frame of a running time before the earliest it
+        allows, and any frame while another already waits for the network (it would wait
+        behind that one and come later still). The network then runs on the newest frames
+        at its own pace, and the frames between get the last alpha.
+        """
         earliest = self._earliest
         if not self._settings["qos"] or earliest == Gst.CLOCK_TIME_NONE or pts == Gst.CLOCK_TIME_NONE:
             return False
         running = self._segment.to_running_time(Gst.Format.TIME, pts)
-        return running != Gst.CLOCK_TIME_NONE and running <= earliest
+        return self._to_run > 0 or (running != Gst.CLOCK_TIME_NONE and running <= earliest)
 
     def _post_qos(self, frame: _Frame, processed: int, reused: int) -> None:
         """Tell the application a frame skipped the network (as GstBaseTransform does for the frames it drops)."""
