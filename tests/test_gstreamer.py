@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import gst_qos
 import numpy as np
 import pytest
 from hosts import SCRIPTS, gst_environment
@@ -330,40 +331,18 @@ def test_any_failure_at_start_is_an_element_error(failure: str, message: str, tm
     assert "Traceback" not in done.stderr
 
 
-QOS_SCRIPT = """
-import json, sys
-sys.path.insert(0, sys.argv[2])
-from gst_bus import Gst, play
-Gst.init(None)
-pipeline = Gst.parse_launch(
-    "videotestsrc is-live=true num-buffers=30 ! video/x-raw,format=RGB,width=96,height=64,framerate=30/1 "
-    f"! rmbg name=rmbg model-size=512 qos={sys.argv[1]} ! fakesink sync=true qos=true max-lateness=20000000")
-lag, reused = [0], [0]
-
-def arriving(pad, info):
-    now = pipeline.get_clock().get_time() - pipeline.get_base_time()
-    lag[0] = max(lag[0], now - info.get_buffer().pts)
-    return Gst.PadProbeReturn.OK
-
-def counted(message):
-    if message.type == Gst.MessageType.QOS and message.src.get_name() == "rmbg":
-        reused[0] = message.parse_qos_stats()[2]
-
-pipeline.get_by_name("rmbg").get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, arriving)
-play(pipeline, counted)
-print(json.dumps({"lag": lag[0] / Gst.SECOND, "reused": reused[0]}))
-"""
-
-
 def test_qos_reuses_the_last_alpha_for_late_frames_and_keeps_a_live_source_on_time(
         tmp_path: Path, gst_env: dict[str, str]) -> None:
     """A live source at 30 fps, a network at model size 512 far slower than that (about 0.3 s a frame here)."""
     runs = {}
     for qos in ("false", "true"):
-        done = subprocess.run(["/usr/bin/python3", "-c", QOS_SCRIPT, qos, str(SCRIPTS)], env=gst_env, cwd=tmp_path,
-                              capture_output=True, text=True, timeout=300)
+        pipeline = ("videotestsrc is-live=true num-buffers=30 ! video/x-raw,format=RGB,width=96,height=64,"
+                    f"framerate=30/1 ! rmbg name=rmbg model-size=512 qos={qos} "
+                    "! fakesink name=sink sync=true qos=true max-lateness=20000000")
+        done = subprocess.run(["/usr/bin/python3", "-c", gst_qos.RUN, pipeline, str(SCRIPTS)], env=gst_env,
+                              cwd=tmp_path, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
-        runs[qos] = json.loads(done.stdout)
+        runs[qos] = json.loads(done.stdout.splitlines()[-1])
     assert runs["false"]["reused"] == 0
     assert runs["false"]["lag"] > 3  # every frame ran: the source was held back for most of the network's time
     assert runs["true"]["reused"] >= 10
