@@ -142,7 +142,6 @@ class _Frame:
     offset: int
     discont: bool
     late: bool
-    arrived: float  # time.monotonic() when the buffer came in
 
 
 _PROPERTIES = _properties()
@@ -200,7 +199,6 @@ class RmbgFilter(Gst.Element):
         self._earliest = Gst.CLOCK_TIME_NONE  # from QoS: frames of an earlier running time would be dropped
         self._to_run = 0  # frames queued for the network and not yet taken by the worker
         self._to_run_lock = threading.Lock()
-        self._out_caps: Gst.Caps | None = None
         self._inbox: queue.Queue[Any] = queue.Queue()
         self._slots = threading.Semaphore(QUEUE_DEPTH)  # room in the inbox for frames to run and events
         self._worker: threading.Thread | None = None
@@ -224,7 +222,7 @@ class RmbgFilter(Gst.Element):
             self._stop_worker()
         result = Gst.Element.do_change_state(self, transition)
         if transition == Gst.StateChange.PAUSED_TO_READY:
-            self._in_info = self._out_caps = None
+            self._in_info = None
         return result
 
     def _prepare(self) -> bool:
@@ -312,10 +310,11 @@ class RmbgFilter(Gst.Element):
             return Gst.FlowReturn.NOT_NEGOTIATED
         late = self._is_late(buffer.pts)
         frame = _Frame(self._rgb_pixels(buffer), buffer.pts, buffer.dts, buffer.duration, buffer.offset,
-                       buffer.has_flags(Gst.BufferFlags.DISCONT), late, time.monotonic())
-        if not late:
+                       buffer.has_flags(Gst.BufferFlags.DISCONT), late)
+        flow = self._enqueue(frame, counted=not late)
+        if flow == Gst.FlowReturn.OK and not late:
             self._count_to_run(1)
-        return self._enqueue(frame, counted=not late)
+        return flow
 
     def _count_to_run(self, change: int) -> None:
         """Count a frame queued for the network (+1, the streaming thread) or taken by the worker (-1)."""
@@ -375,8 +374,7 @@ class RmbgFilter(Gst.Element):
         if info is None or info.finfo.name not in RGB_ORDER:
             return None
         self._in_info = info
-        self._out_caps = self._derived_caps(caps)
-        return Gst.Event.new_caps(self._out_caps)
+        return Gst.Event.new_caps(self._derived_caps(caps))
 
     def _derived_caps(self, caps: Gst.Caps) -> Gst.Caps:
         """The input caps with the output format: same size, rate and pixel aspect."""
@@ -420,8 +418,9 @@ class RmbgFilter(Gst.Element):
     def _src_event(self, pad: Gst.Pad, parent: Gst.Object, event: Gst.Event) -> bool:
         if event.type == Gst.EventType.QOS:
             _kind, _proportion, diff, timestamp = event.parse_qos()
+            info = self._in_info
             if diff > 0:  # late: the lateness grows while we catch up, so expect twice it (as GstBaseTransform)
-                duration = self._in_info.fps_d * Gst.SECOND // self._in_info.fps_n if self._in_info.fps_n else 0
+                duration = info.fps_d * Gst.SECOND // info.fps_n if info is not None and info.fps_n else 0
                 self._earliest = timestamp + 2 * diff + duration
             else:
                 self._earliest = Gst.CLOCK_TIME_NONE
