@@ -53,16 +53,22 @@ def parse_output(text: str) -> OutputMode:
 
 
 def composite(
-    frame: np.ndarray, alpha: np.ndarray, mode: OutputMode, background: np.ndarray | None = None
+    frame: np.ndarray, alpha: np.ndarray, mode: OutputMode, background: np.ndarray | None = None,
+    *, decontaminate: bool = False,
 ) -> np.ndarray:
     """Apply ``mode`` to one frame (H,W,3) uint8 RGB and its alpha (H,W) uint8.
 
     Returns (H,W,4) for rgba, (H,W) for alpha, else (H,W,3) uint8 RGB. For the
     ``image`` mode ``background`` is that picture, (H,W,3) uint8, already
-    fitted to the frame.
+    fitted to the frame. ``decontaminate``: use the subject's estimated own colours
+    (``decontaminate.decontaminated``) instead of the frame's, for every mode but alpha.
     """
     if mode.kind == "alpha":
         return alpha
+    if decontaminate:
+        from .decontaminate import decontaminated
+
+        frame = decontaminated(frame, alpha)
     if mode.kind == "rgba":
         return np.concatenate([frame, alpha[..., None]], axis=2)
     if mode.kind == "color":

@@ -21,12 +21,14 @@ import torch
 from . import onnx_runtime
 from .compiled import compiled_matte
 from .errors import Mention, OptionError
+from .finishing import finish
 from .loading import load_network
 from .network import BriaRMBG
-from .options import ModelOptions
+from .options import ModelOptions, QualityOptions
 from .streaming import prefetch
+from .temporal import Neighbour, Reuse, Window, motion_cells, stabilise
 from .transfers import DeviceTransfers, Download, Upload
-from .transforms import as_frame_batch, postprocess, preprocess
+from .transforms import as_frame_batch, network_input, view
 
 __all__ = ["Backend", "BackgroundRemover", "build", "load", "shared_engine"]
 
@@ -114,36 +116,55 @@ class BackgroundRemover:
         self.lock = threading.Lock()
         #: seconds the network took for the last batch streamed (see stream_tagged); 0.0 before any
         self.batch_seconds = 0.0
+        #: frames the network has run on so far (frames that reused an output are not counted)
+        self.network_runs = 0
 
-    def __call__(self, frames: Any) -> np.ndarray:
+    def __call__(self, frames: Any, quality: QualityOptions | None = None) -> np.ndarray:
+        """The alpha (H,W) uint8 of one frame, or the alphas (N,H,W) of a batch (N,H,W,C).
+
+        ``quality`` (default: the seed's per-frame result): a batch is a sequence of
+        frames for its temporal window and reuse.
+        """
+        quality = quality or QualityOptions()
         batch, batched = as_frame_batch(frames)
-        alphas = np.concatenate([
-            self.infer_batch(batch[start:start + self.batch_size])
-            for start in range(0, batch.shape[0], self.batch_size)
-        ])
+        if quality.temporal_radius or quality.reuse_threshold:
+            alphas = np.stack(list(self.stream(batch, quality=quality)))
+        else:
+            alphas = np.concatenate([self.infer_batch(batch[start:start + self.batch_size], quality)
+                                     for start in range(0, batch.shape[0], self.batch_size)])
         return alphas if batched else alphas[0]
 
-    def infer_batch(self, batch: torch.Tensor) -> np.ndarray:
-        """Alphas (N,H,W) uint8 of checked frames (N,H,W,C) uint8 on any device."""
-        return self._infer(self._transfers.upload(batch)).numpy()
+    def infer_batch(self, batch: torch.Tensor, quality: QualityOptions | None = None) -> np.ndarray:
+        """Alphas (N,H,W) uint8 of checked frames (N,H,W,C) uint8 on any device, each frame on its own
+        (``quality``'s per-frame options: normalisation and refinement)."""
+        quality = quality or QualityOptions()
+        with torch.inference_mode():
+            pixels = self._transfers.arrived(self._transfers.upload(batch))
+            views = self.views(pixels)
+            return self._transfers.download(finish(pixels, views, self.mattes(views), quality)).numpy()
 
-    def _infer(self, upload: Upload) -> Download:
-        """Run the network on uploaded frames; the alphas (N,H,W) uint8 start their way back.
+    def views(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Frames (N,H,W,C) uint8 on the device as the network sees them: (N,3,h,w) float32 in [0,1]."""
+        return view(pixels, self.model_size)
+
+    def mattes(self, views: torch.Tensor) -> torch.Tensor:
+        """The network's outputs (N,1,h,w) float32 in [0,1] (side 1) for views (N,3,h,w) float32 in [0,1].
 
         Holds the engine's lock: callers in several threads (VapourSynth's, two GStreamer
         elements sharing one engine) take turns on the network.
         """
         with self.lock, torch.inference_mode():
-            pixels = self._transfers.arrived(upload)
-            side = self._matte(preprocess(pixels, self.model_size, self.input_dtype))
-            return self._transfers.download(postprocess(side, tuple(pixels.shape[1:3])))
+            self.network_runs += views.shape[0]
+            return self._matte(network_input(views, self.input_dtype)).float()
 
-    def stream(self, frames: Iterable[Any], *, depth: int = 2) -> Iterator[np.ndarray]:
+    def stream(self, frames: Iterable[Any], *, depth: int = 2,
+               quality: QualityOptions | None = None) -> Iterator[np.ndarray]:
         """Yield the alpha (H,W) uint8 of every frame of ``frames``, in order (see ``stream_tagged``)."""
-        for _, alpha in self.stream_tagged(((None, frame) for frame in frames), depth=depth):
+        for _, alpha in self.stream_tagged(((None, frame) for frame in frames), depth=depth, quality=quality):
             yield alpha
 
-    def stream_tagged(self, items: Iterable[tuple[T, Any]], *, depth: int = 2) -> Iterator[tuple[T, np.ndarray]]:
+    def stream_tagged(self, items: Iterable[tuple[T, Any]], *, depth: int = 2,
+                      quality: QualityOptions | None = None) -> Iterator[tuple[T, np.ndarray]]:
         """Yield ``(tag, alpha)`` for every ``(tag, frame)`` of ``items``, in order.
 
         The tag is anything the caller wants back beside the frame's alpha (H,W)
@@ -151,24 +172,75 @@ class BackgroundRemover:
         itself. Frames are read (and on CUDA uploaded) ``depth`` batches ahead and
         inferred one batch ahead of the consumer, each in its own thread;
         consecutive frames of one shape share a batch. Memory is bounded by
-        ``depth`` and the batch size. An error raised by ``items`` (or a refused
-        frame) comes out here after the alphas of the frames before it.
+        ``depth``, the batch size and the temporal window. With ``quality``'s
+        ``temporal_radius`` R, the alpha of a frame comes once R frames after it
+        have been read (or the stream has ended); every frame's network output is
+        computed once. An error raised by ``items`` (or a refused frame) comes out
+        here after the alphas of the frames before it.
         """
+        quality = quality or QualityOptions()
         uploads = prefetch(((tags, self._transfers.upload(b)) for tags, b in self._batches(items)), depth,
                            name="rmbg-read")
-        results = prefetch((self._timed_infer(tags, u) for tags, u in uploads), 1, name="rmbg-infer", join=True)
+        results = prefetch(self._finished(uploads, quality), 1, name="rmbg-infer", join=True)
         for tags, download, seconds in results:
             waited = time.perf_counter()
             alphas = download.numpy()
             self.batch_seconds = seconds + time.perf_counter() - waited
             yield from zip(tags, alphas, strict=True)
 
-    def _timed_infer(self, tags: list[T], upload: Upload) -> tuple[list[T], Download, float]:
-        """``_infer`` and the seconds it took: all of the network on the CPU; the launch on CUDA,
-        where the wait for the download adds the rest (a consumer slower than the GPU hides it)."""
-        started = time.perf_counter()
-        download = self._infer(upload)
-        return tags, download, time.perf_counter() - started
+    def _finished(self, uploads: Iterable[tuple[list[T], Upload]],
+                  quality: QualityOptions) -> Iterator[tuple[list[T], Download, float]]:
+        """Alphas on their way back, with their tags and the seconds the network and finishing took.
+
+        The seconds are all of the work on the CPU; on CUDA the launch, and the wait for the
+        download adds the rest (a consumer slower than the GPU hides it).
+        """
+        window: Window[tuple[T, torch.Tensor, torch.Tensor, Neighbour]] = Window(quality.temporal_radius)
+        reuse = Reuse(quality.reuse_threshold)
+        for tags, upload in uploads:
+            started = time.perf_counter()
+            with torch.inference_mode():
+                pixels = self._transfers.arrived(upload)
+                views = self.views(pixels)
+                mattes = self._reusing(views, reuse)
+                if not quality.temporal_radius:
+                    alphas = finish(pixels, views, mattes, quality)
+                    yield tags, self._transfers.download(alphas), time.perf_counter() - started
+                    continue
+                motions, size = motion_cells(views), (pixels.shape[1], pixels.shape[2])
+                for index, tag in enumerate(tags):
+                    frame = slice(index, index + 1)
+                    entry = (tag, pixels[frame], views[frame], Neighbour(size, motions[frame], mattes[frame]))
+                    for around in window.push(entry):
+                        yield self._finish_window(around, quality, started)
+        with torch.inference_mode():
+            for around in window.drain():
+                yield self._finish_window(around, quality, time.perf_counter())
+
+    def _finish_window(self, around: list[tuple[T, torch.Tensor, torch.Tensor, Neighbour] | None],
+                       quality: QualityOptions, started: float) -> tuple[list[T], Download, float]:
+        """The alpha of the middle frame of a temporal window, on its way back."""
+        middle = around[len(around) // 2]
+        assert middle is not None  # Window yields windows around frames it holds
+        tag, pixels, views, _ = middle
+        matte = stabilise([None if item is None else item[3] for item in around])
+        alphas = finish(pixels, views, matte, quality)
+        return [tag], self._transfers.download(alphas), time.perf_counter() - started
+
+    def _reusing(self, views: torch.Tensor, reuse: Reuse) -> torch.Tensor:
+        """The network outputs (N,1,h,w) of views (N,3,h,w) of consecutive frames: a network run for each
+        frame that ``reuse`` says needs one (all of them, with reuse off), the last run's output for the rest."""
+        runs = [reuse.runs(views[index:index + 1]) for index in range(views.shape[0])]
+        if all(runs):
+            reuse.matte = (mattes := self.mattes(views))[-1:]
+            return mattes
+        fresh = iter(self.mattes(views[torch.tensor(runs)]) if any(runs) else ())
+        chosen = []
+        for run in runs:
+            if run:
+                reuse.matte = next(fresh)[None]
+            chosen.append(reuse.matte)
+        return torch.cat(chosen)
 
     def _batches(self, items: Iterable[tuple[T, Any]]) -> Iterator[tuple[list[T], torch.Tensor]]:
         """Group checked frames into batches (N,H,W,C) of one shape, N <= batch_size, beside their tags.

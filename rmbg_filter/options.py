@@ -1,8 +1,10 @@
-"""The model options, declared once: every adapter builds its own flags, properties or keywords from them.
+"""The options, declared once: every adapter builds its own flags, properties or keywords from them.
 
-``ModelOptions`` is a frozen dataclass; each field carries its default, its
-choices (or bounds) and its help in the field's metadata, read back as
-``OptionSpec`` by ``specs()``. The command line makes ``--batch-size N`` of
+``ModelOptions`` (which network, where, how batched: one engine each) and
+``QualityOptions`` (what is made of the network's output: temporal window,
+normalisation, refinement, decontamination, reuse) are frozen dataclasses; each
+field carries its default, its choices (or bounds) and its help in the field's
+metadata, read back as ``OptionSpec`` by ``specs()``. The command line makes ``--batch-size N`` of
 ``batch_size``, the GStreamer element a ``batch-size`` property, vsrmbg a
 ``batch_size=`` keyword. Values are checked on construction: a bad one is an
 OptionError naming the option. Importing this module loads no torch.
@@ -18,20 +20,20 @@ from typing import Any
 
 from .errors import Mention, OptionError
 
-__all__ = ["ModelOptions", "OptionSpec", "specs"]
+__all__ = ["ModelOptions", "OptionSpec", "QualityOptions", "all_specs", "specs", "split_keywords"]
 
 
 @dataclass(frozen=True)
 class OptionSpec:
-    """One option as adapters present it: its type (str, int or bool), default, choices or bounds, help."""
+    """One option as adapters present it: its type (str, int, float or bool), default, choices or bounds, help."""
 
     name: str
     type: type
     default: Any
     help: str
     choices: tuple[str, ...] = ()
-    minimum: int | None = None
-    maximum: int | None = None
+    minimum: float | None = None
+    maximum: float | None = None
     metavar: str | None = None
 
 
@@ -40,8 +42,19 @@ def _option(default: Any, help: str, **spec: Any) -> Any:
     return dataclasses.field(default=default, metadata={"help": help, **spec})
 
 
+class _Declared:
+    """What both option classes share: values checked on construction (ints stand for floats)."""
+
+    def __post_init__(self) -> None:
+        for spec in specs(type(self)):
+            value = getattr(self, spec.name)
+            if spec.type is float and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, spec.name, float(value))  # 30 means 30.0
+            _check(spec, getattr(self, spec.name))
+
+
 @dataclass(frozen=True)
-class ModelOptions:
+class ModelOptions(_Declared):
     """Which network, where, in what precision and how it is batched: the options every adapter takes.
 
     Hashable: one engine is loaded per distinct value (``engine.shared_engine``).
@@ -63,27 +76,67 @@ class ModelOptions:
                                    "the compile, the rest run faster; for long runs")
 
     def __post_init__(self) -> None:
-        for spec in specs():
-            _check(spec, getattr(self, spec.name))
+        super().__post_init__()
         if self.compile and self.runtime == "onnxruntime":
             raise OptionError("compile", Mention("compile"), " needs ", Mention("runtime", "torch"),
                               " (ONNX Runtime plans its own graph)")
 
-    @classmethod
-    def from_keywords(cls, keywords: Mapping[str, Any]) -> ModelOptions:
-        """Options from keyword arguments; an unknown name is an OptionError naming it."""
-        names = {spec.name for spec in specs()}
-        for name in keywords:
-            if name not in names:
-                raise OptionError(name, f"unknown option {name!r}; the options are {', '.join(sorted(names))}")
-        return cls(**keywords)
+
+#: frames a reused network output may stand for: a fresh run at least this often (see QualityOptions)
+REUSE_SPAN = 8
 
 
-def specs() -> tuple[OptionSpec, ...]:
-    """Every ModelOptions field as an OptionSpec, in declaration order."""
-    hints = typing.get_type_hints(ModelOptions)
+@dataclass(frozen=True)
+class QualityOptions(_Declared):
+    """What is made of the network's output, frame by frame: the same words in every adapter.
+
+    The defaults give the seed's per-frame alpha. Deterministic: the alpha of frame n depends
+    on frames n-R..n+R and their network outputs only (with ``reuse_threshold``, also on up to
+    REUSE_SPAN-1 frames before, whose output a still frame reuses).
+    """
+
+    temporal_radius: int = _option(
+        0, "stabilise each alpha over frames n-R..n+R, weighting each neighbour down where it differs from "
+           "frame n and leaving out frames across a scene cut (default 0: off); streams run R frames behind",
+        minimum=0, maximum=8, metavar="R")
+    normalize: str = _option(
+        "minmax", "minmax (default, the original's per-frame stretch to 0..255) or none (the network's "
+                  "output as it is: an empty frame stays near 0)", choices=("minmax", "none"))
+    refine: str = _option(
+        "none", "none (default: bilinear upsampling of the model-size alpha) or guided (a fast guided filter "
+                "with the full-resolution frame as guide: sharper edges)", choices=("none", "guided"))
+    refine_radius: int = _option(2, "window radius of the guided filter, in model-size pixels (default 2)",
+                                 minimum=1, maximum=64, metavar="R")
+    refine_eps: float = _option(1e-3, "regularisation of the guided filter: larger smooths more (default 0.001)",
+                                minimum=1e-8, maximum=1.0, metavar="EPS")
+    decontaminate: bool = _option(False, "estimate the subject's own colours where the alpha is soft, so no rim "
+                                         "of the old background shows (rgba and composites)")
+    reuse_threshold: float = _option(
+        0.0, "reuse the previous frame's network output when a frame's PSNR to it is above DB decibels (e.g. "
+             "40; default 0: off); a fresh run at least every 8 frames", minimum=0.0, maximum=100.0, metavar="DB")
+
+
+def specs(options: type = ModelOptions) -> tuple[OptionSpec, ...]:
+    """Every field of ``options`` (ModelOptions or QualityOptions) as an OptionSpec, in declaration order."""
+    hints = typing.get_type_hints(options)
     return tuple(OptionSpec(field.name, _plain(hints[field.name]), field.default, **field.metadata)
-                 for field in dataclasses.fields(ModelOptions))
+                 for field in dataclasses.fields(options))
+
+
+def all_specs() -> tuple[OptionSpec, ...]:
+    """The specs of ModelOptions, then QualityOptions: every option an adapter takes."""
+    return specs(ModelOptions) + specs(QualityOptions)
+
+
+def split_keywords(keywords: Mapping[str, Any]) -> tuple[ModelOptions, QualityOptions]:
+    """ModelOptions and QualityOptions from one set of keyword arguments; an unknown name is an OptionError."""
+    known = {spec.name for spec in all_specs()}
+    for name in keywords:
+        if name not in known:
+            raise OptionError(name, f"unknown option {name!r}; the options are {', '.join(sorted(known))}")
+    return tuple(kind(**{name: value for name, value in keywords.items()  # type: ignore[return-value]
+                         if name in {spec.name for spec in specs(kind)}})
+                 for kind in (ModelOptions, QualityOptions))
 
 
 def _plain(hint: Any) -> type:
@@ -106,4 +159,4 @@ def _check(spec: OptionSpec, value: Any) -> None:
                           f" must be from {spec.minimum} to {spec.maximum}, got {value!r}")
 
 
-_ARTICLE = {str: "a string", int: "an int", bool: "True or False"}
+_ARTICLE = {str: "a string", int: "an int", float: "a number", bool: "True or False"}

@@ -1,9 +1,11 @@
 """The seed's pre- and postprocess, as batched tensor operations on any device.
 
 preprocess:  uint8 frames (N,H,W,C) -> float (N,3,h,w): bilinear resize to the
-             model size (align_corners=False), /255, minus 0.5 (std 1.0).
+             model size (align_corners=False), /255, minus 0.5 (std 1.0). Split in
+             two: ``view`` (resize, /255: the frame as the network sees it, which the
+             temporal and refinement steps also read) and ``network_input`` (-0.5).
 postprocess: side 1 (N,1,h,w) in [0,1] -> uint8 alpha (N,H,W): bilinear resize
-             back, per-frame min-max stretch, *255, truncation.
+             back, per-frame min-max stretch (``normalise``; or none), *255, truncation.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["as_frame_batch", "postprocess", "preprocess"]
+__all__ = ["as_frame_batch", "luma", "network_input", "normalise", "postprocess", "preprocess", "to_uint8", "view"]
 
 #: Below this spread (max - min) a side map counts as constant: it is not
 #: stretched (that would divide by zero) but used as it is.
@@ -58,34 +60,69 @@ def as_frame_batch(frames: Any, name: str = "frames") -> tuple[torch.Tensor, boo
     return tensor, batched
 
 
-def preprocess(frames: torch.Tensor, size: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
-    """Turn uint8 frames (N,H,W,C), C in 1/3/4, into the network input.
+def view(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Frames (N,H,W,C) uint8, C in 1/3/4, as the network sees them: (N,3,size[0],size[1]) float32 in [0,1].
 
-    Gray is replicated to three channels; a fourth (alpha) channel is dropped.
-    Returns (N,3,size[0],size[1]) of ``dtype``, values in [-0.5, 0.5], in the
-    channels_last memory format, on the frames' device. The arithmetic is done
-    in float32 in the seed's order (resize, /255, -0.5), then cast.
+    Gray is replicated to three channels; a fourth (alpha) channel is dropped. Bilinear
+    resize (align_corners=False) of the float pixels, then /255, in the seed's order.
     """
     rgb = frames[..., :3] if frames.shape[-1] >= 3 else frames.expand(-1, -1, -1, 3)
     pixels = rgb.permute(0, 3, 1, 2).float()
     resized = F.interpolate(pixels, size=size, mode="bilinear", align_corners=False)
-    normalised = resized / 255.0 - 0.5
-    return normalised.to(dtype=dtype, memory_format=torch.channels_last)
+    return resized / 255.0
 
 
-def postprocess(side: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def network_input(views: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Views (N,3,h,w) float32 in [0,1] -> the network input: minus 0.5, ``dtype``, channels_last."""
+    return (views - 0.5).to(dtype=dtype, memory_format=torch.channels_last)
+
+
+def preprocess(frames: torch.Tensor, size: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
+    """Turn uint8 frames (N,H,W,C), C in 1/3/4, into the network input.
+
+    Returns (N,3,size[0],size[1]) of ``dtype``, values in [-0.5, 0.5], in the
+    channels_last memory format, on the frames' device: ``network_input(view(...))``.
+    """
+    return network_input(view(frames, size), dtype)
+
+
+def luma(images: torch.Tensor) -> torch.Tensor:
+    """Rec. 601 luma of views (N,3,h,w) float in [0,1], or of frames (N,H,W,C) uint8: (N,1,h,w) float32 in [0,1]."""
+    if images.dtype == torch.uint8:
+        channels = images.permute(0, 3, 1, 2).float() / 255.0
+        if channels.shape[1] < 3:
+            return channels[:, :1]
+    else:
+        channels = images
+    return 0.299 * channels[:, 0:1] + 0.587 * channels[:, 1:2] + 0.114 * channels[:, 2:3]
+
+
+def postprocess(side: torch.Tensor, size: tuple[int, int], normalize: str = "minmax") -> torch.Tensor:
     """Turn the network's side 1 (N,1,h,w), values in [0,1], into uint8 alpha (N,H,W).
 
-    Bilinear resize to ``size`` (H,W) in float32, then per frame
-    ``(x - min) / (max - min) * 255`` truncated to uint8, as the seed does. A
-    frame whose map is constant (spread below FLAT_SPREAD, e.g. a blank frame)
-    is not stretched: its alpha is ``x * 255``.
+    Bilinear resize to ``size`` (H,W) in float32, then (``normalize`` "minmax", the
+    seed's rule) per frame ``(x - min) / (max - min)``, *255, truncated to uint8;
+    "none" skips the stretch.
     """
     resized = F.interpolate(side.float(), size=size, mode="bilinear", align_corners=False)[:, 0]
-    flat = resized.flatten(1)
-    low = flat.min(dim=1).values[:, None, None]
-    high = flat.max(dim=1).values[:, None, None]
-    spread = high - low
-    flat_frame = spread < FLAT_SPREAD
-    stretched = (resized - torch.where(flat_frame, 0.0, low)) / torch.where(flat_frame, 1.0, spread)
-    return (stretched * 255).clamp_(0, 255).to(torch.uint8)
+    return to_uint8(normalise(resized, normalize))
+
+
+def normalise(maps: torch.Tensor, how: str) -> torch.Tensor:
+    """Maps (N,...) float in [0,1], stretched per map to [0,1] ("minmax") or as they are ("none").
+
+    A map whose spread (max - min) is below FLAT_SPREAD (a blank frame) is not stretched.
+    """
+    if how == "none":
+        return maps
+    flat = maps.flatten(1)
+    shape = (-1,) + (1,) * (maps.ndim - 1)
+    low = flat.min(dim=1).values.view(shape)
+    spread = flat.max(dim=1).values.view(shape) - low
+    flat_map = spread < FLAT_SPREAD
+    return (maps - torch.where(flat_map, 0.0, low)) / torch.where(flat_map, 1.0, spread)
+
+
+def to_uint8(values: torch.Tensor) -> torch.Tensor:
+    """Float values in [0,1] (any shape) -> uint8 levels: *255, clamped, truncated (the seed's astype)."""
+    return (values * 255).clamp_(0, 255).to(torch.uint8)
