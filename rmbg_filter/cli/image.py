@@ -11,6 +11,7 @@ from PIL import Image
 
 from ..compositing import OutputMode, composite, read_rgb
 from ..errors import InputError
+from ..options import QualityOptions
 from .safe_output import atomic_output, check_destination
 
 if TYPE_CHECKING:
@@ -20,10 +21,12 @@ __all__ = ["remove_background_from_image"]
 
 
 def remove_background_from_image(
-    load_remover: Callable[[], BackgroundRemover], source: Path, destination: Path, mode: OutputMode, *,
-    overwrite: bool,
+    load_remover: Callable[[], BackgroundRemover], source: Path, destination: Path, mode: OutputMode,
+    quality: QualityOptions, *, overwrite: bool,
 ) -> tuple[int, int]:
     """Write ``destination`` (format by its suffix) for ``source``; returns (width, height).
+
+    ``quality``: a picture is a stream of one frame, so its temporal window holds it alone.
 
     Every check (input, background, output format, existing output) is made
     before ``load_remover`` is called to load the model.
@@ -35,7 +38,7 @@ def remove_background_from_image(
     background = read_rgb(mode.image, (width, height)) if mode.image is not None else None
     remover = load_remover()
     with atomic_output(destination, overwrite=overwrite) as temporary:
-        result = composite(frame, remover(frame), mode, background)
+        result = composite(frame, remover(frame, quality), mode, background, decontaminate=quality.decontaminate)
         Image.fromarray(result).save(temporary, format=image_format)
     return width, height
 

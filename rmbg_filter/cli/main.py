@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from ..compositing import MODE_WORDS, parse_output
 from ..errors import InputError, Mention, OptionError, ProcessingError, Spelling, first_line
-from ..options import ModelOptions, specs
+from ..options import ModelOptions, QualityOptions, specs
 from .pipe import PIXEL_FORMATS, parse_size
 
 if TYPE_CHECKING:
@@ -57,21 +57,28 @@ def _checked(parse: Callable[[str], T]) -> Callable[[str], T]:
 FLAGS = Spelling(name="--{name}", assignment="--{name} {value}", separator="-")
 
 
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    """One flag per ModelOptions field: ``batch_size`` is ``--batch-size N``; values are checked by ModelOptions."""
-    group = parser.add_argument_group("model")
-    for spec in specs():
-        flag = FLAGS.render(Mention(spec.name))
-        if spec.type is bool:
-            group.add_argument(flag, action="store_true", help=spec.help)
-            continue
-        metavar = "{" + ",".join(spec.choices) + "}" if spec.choices else spec.metavar
-        group.add_argument(flag, type=spec.type, default=spec.default, metavar=metavar, help=spec.help)
+def _add_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per ModelOptions and QualityOptions field: ``batch_size`` is ``--batch-size N``; values are
+    checked by those classes."""
+    for title, kind in (("model", ModelOptions), ("quality", QualityOptions)):
+        group = parser.add_argument_group(title)
+        for spec in specs(kind):
+            flag = FLAGS.render(Mention(spec.name))
+            if spec.type is bool:
+                group.add_argument(flag, action="store_true", help=spec.help)
+                continue
+            metavar = "{" + ",".join(spec.choices) + "}" if spec.choices else spec.metavar
+            group.add_argument(flag, type=spec.type, default=spec.default, metavar=metavar, help=spec.help)
 
 
 def model_options(args: argparse.Namespace) -> ModelOptions:
     """The ModelOptions of parsed arguments; a bad value is an OptionError."""
-    return ModelOptions(**{spec.name: getattr(args, spec.name) for spec in specs()})
+    return ModelOptions(**{spec.name: getattr(args, spec.name) for spec in specs(ModelOptions)})
+
+
+def quality_options(args: argparse.Namespace) -> QualityOptions:
+    """The QualityOptions of parsed arguments; a bad value is an OptionError."""
+    return QualityOptions(**{spec.name: getattr(args, spec.name) for spec in specs(QualityOptions)})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--output", dest="mode", type=_checked(parse_output), default=parse_output("rgba"),
                        metavar="MODE", help=f"{MODE_WORDS} (default rgba)")
     image.add_argument("-y", "--overwrite", action="store_true", help="replace OUT if it exists")
-    _add_model_options(image)
+    _add_options(image)
 
     pipe = commands.add_parser(
         "pipe", help="raw or y4m frames on stdin, frames on stdout (for ffmpeg)",
@@ -99,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                                            "composites: rgb24)")
     pipe.add_argument("--out-format", choices=("raw", "y4m"), default="raw",
                       help="raw frames (default) or y4m (C mono, for --output alpha)")
-    _add_model_options(pipe)
+    _add_options(pipe)
 
     video = commands.add_parser(
         "video", help="a video file in, its cut-out (or mask, or composite) out",
@@ -118,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="quality for libx264 (default 18) and libvpx-vp9 (default 20: alpha within 2 levels)")
     video.add_argument("-y", "--overwrite", action="store_true", help="replace OUT if it exists")
     video.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    _add_model_options(video)
+    _add_options(video)
     return parser
 
 
@@ -151,17 +158,17 @@ def _load(options: ModelOptions) -> BackgroundRemover:
 
 
 def _run(args: argparse.Namespace) -> None:
-    options = model_options(args)
+    options, quality = model_options(args), quality_options(args)
     if args.command == "image":
         from .image import remove_background_from_image
 
         width, height = remove_background_from_image(lambda: _load(options), args.input, args.output, args.mode,
-                                                     overwrite=args.overwrite)
+                                                     quality, overwrite=args.overwrite)
         print(f"wrote {args.output} ({width}x{height}, {args.mode.kind})", file=sys.stderr)
     elif args.command == "pipe":
         from .pipe import PipeOptions, run_pipe
 
-        stream = PipeOptions(args.size, args.pix_fmt, args.mode, args.out_format == "y4m")
+        stream = PipeOptions(args.size, args.pix_fmt, args.mode, args.out_format == "y4m", quality)
         run_pipe(lambda: _load(options), stream, sys.stdin.buffer, sys.stdout.buffer)
     elif args.command == "video":
         from .video import VideoJob, VideoOptions
@@ -169,7 +176,7 @@ def _run(args: argparse.Namespace) -> None:
         if args.output is None and args.preview is None:
             raise InputError("give OUT, or --preview FILE.png to look first")
         video = VideoOptions(args.mode, args.codec, args.pix_fmt, args.crf, args.overwrite,
-                             progress=sys.stderr.isatty() and not args.quiet)
+                             progress=sys.stderr.isatty() and not args.quiet, quality=quality)
         with VideoJob(args.input, args.output, video, args.preview) as job:
             remover = _load(options)
             if args.preview is not None:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
 from ..compositing import OutputMode, composite, read_rgb
 from ..errors import InputError
+from ..options import QualityOptions
 from .rawio import read_exact
 from .y4m import MAX_SIDE, SIGNATURE, mono_header, read_header, y4m_frames
 
@@ -42,6 +43,7 @@ class PipeOptions:
     pix_fmt: str | None
     mode: OutputMode
     y4m_out: bool
+    quality: QualityOptions = field(default_factory=QualityOptions)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -106,10 +108,11 @@ def run_pipe(load_remover: Callable[[], BackgroundRemover], options: PipeOptions
     if options.y4m_out:
         stdout.write(mono_header(width, height, rate, aspect))
     written = 0
-    for frame, alpha in remover.stream_tagged((frame, frame) for frame in frames):
+    quality = options.quality
+    for frame, alpha in remover.stream_tagged(((frame, frame) for frame in frames), quality=quality):
         if options.y4m_out:
             stdout.write(b"FRAME\n")
-        stdout.write(composite(frame, alpha, options.mode, background).tobytes())
+        stdout.write(composite(frame, alpha, options.mode, background, decontaminate=quality.decontaminate).tobytes())
         stdout.flush()
         written += 1
     stdout.flush()

@@ -8,6 +8,7 @@ re-encoded. Decoding, inference and encoding overlap (the engine's stream).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ import numpy as np
 
 from ..compositing import OutputMode, composite, read_rgb
 from ..errors import InputError, ProcessingError, first_line
+from ..options import QualityOptions
 from .avframes import fill_plane
 from .encodings import Encoding, choose_encoding
 from .progress import Progress
@@ -41,6 +43,7 @@ class VideoOptions:
     crf: int | None = None
     overwrite: bool = False
     progress: bool = False
+    quality: QualityOptions = dataclasses.field(default_factory=QualityOptions)
 
 
 class VideoJob:
@@ -116,7 +119,9 @@ class VideoJob:
             raise ProcessingError(f"no video frame could be decoded from {self.source}")
         stack = np.stack(frames)
         with atomic_output(self.preview_path, overwrite=self.options.overwrite) as temporary:
-            save_sheet(contact_sheet(stack, remover(stack)), temporary)
+            # the sheet's frames are far apart: each is its own window, nothing to reuse
+            alone = dataclasses.replace(self.options.quality, temporal_radius=0, reuse_threshold=0.0)
+            save_sheet(contact_sheet(stack, remover(stack, alone)), temporary)
         return len(frames)
 
     def run(self, remover: BackgroundRemover) -> int:
@@ -145,7 +150,7 @@ class _Encoder:
         job = self.job
         progress = Progress(job.video.frames or None, shown=job.options.progress)
         written = 0
-        for (source, rgb, audio), alpha in remover.stream_tagged(self._decoded()):
+        for (source, rgb, audio), alpha in remover.stream_tagged(self._decoded(), quality=job.options.quality):
             if self.video_out is None:
                 self._add_streams(source)
             self._mux_audio(audio)
@@ -246,7 +251,9 @@ class _Encoder:
     def _output_frame(self, source: av.VideoFrame, rgb: np.ndarray, alpha: np.ndarray) -> av.VideoFrame:
         """The frame to encode for ``source``, its RGB (H,W,3) and alpha (H,W) uint8, timed as the source."""
         job, encoding, mode = self.job, self.job.encoding, self.job.options.mode
-        if mode.kind == "rgba" and encoding.pix_fmt.startswith("yuva") and source.format.name.startswith("yuv"):
+        decontaminate = job.options.quality.decontaminate
+        if mode.kind == "rgba" and encoding.pix_fmt.startswith("yuva") and source.format.name.startswith("yuv") \
+                and not decontaminate:
             frame = source.reformat(format=encoding.pix_fmt, interpolation="BICUBIC")  # YUV kept, no RGB trip
             bits = frame.format.components[3].bits
             scaled = alpha if bits == 8 else ((alpha.astype(np.uint32) * ((1 << bits) - 1) + 127) // 255)
@@ -257,7 +264,7 @@ class _Encoder:
             frame = frame.reformat(format=encoding.pix_fmt, src_color_range=_FULL_RANGE,
                                    dst_color_range=_FULL_RANGE)
         else:
-            picture = composite(rgb, alpha, mode, job.background)
+            picture = composite(rgb, alpha, mode, job.background, decontaminate=decontaminate)
             frame = av.VideoFrame.from_ndarray(picture, format="rgba" if picture.shape[2] == 4 else "rgb24")
             frame = frame.reformat(format=encoding.pix_fmt, dst_colorspace=source.colorspace,
                                    dst_color_range=source.color_range, interpolation="BICUBIC")
