@@ -53,10 +53,19 @@ CASES = [
      f"{NOT_FOUND} --model PATH or RMBG_MODEL=PATH",
      f"{NOT_FOUND} model=PATH or RMBG_MODEL=PATH",
      f"{NOT_FOUND} model=PATH or RMBG_MODEL=PATH"),
+    ({"normalize": "max"}, ["--normalize", "max"],
+     "--normalize must be one of minmax, none, got 'max'",
+     "normalize= must be one of minmax, none, got 'max'",
+     "the normalize property must be one of minmax, none, got 'max'"),
+    ({"refine": "sharp"}, ["--refine", "sharp"],
+     "--refine must be one of none, guided, got 'sharp'",
+     "refine= must be one of none, guided, got 'sharp'",
+     "the refine property must be one of none, guided, got 'sharp'"),
     ({"output": "purple"}, ["--output", "purple"],
      f"argument --output: {OUTPUTS}", None, f"the output property {OUTPUTS}"),
     ({"batchsize": 2}, None, None,
-     "unknown option 'batchsize'; the options are batch_size, compile, device, dtype, model, model_size, runtime",
+     "unknown option 'batchsize'; the options are batch_size, compile, decontaminate, device, dtype, model, "
+     "model_size, normalize, refine, refine_eps, refine_radius, reuse_threshold, runtime, temporal_radius",
      None),
 ]
 if torch.cuda.is_available():  # the cuda case needs a machine without one

@@ -10,7 +10,11 @@ RGB composited over a background (``green``, ``color:#RRGGBB``, ``blur``,
 
 Properties: the model options of ``rmbg_filter.ModelOptions`` (``model``,
 ``device``, ``dtype``, ``runtime``, ``batch-size``, ``model-size``, ``compile``),
-``output`` and ``qos``. Caps are proxied both ways: a size or rate asked for
+the quality options of ``rmbg_filter.QualityOptions`` (``temporal-radius``,
+``normalize``, ``refine``, ``refine-radius``, ``refine-eps``, ``decontaminate``,
+``reuse-threshold``), ``output`` and ``qos``. With ``temporal-radius`` R the
+output runs R frames behind the input (the latency says so); EOS drains the
+last R, a flushing seek starts the window afresh. Caps are proxied both ways: a size or rate asked for
 downstream is asked of upstream, and the source pad offers only the format
 ``output`` makes.
 
@@ -76,7 +80,7 @@ if _IMPORT_ERROR is None:  # numpy too comes from the venv; torch waits for the 
 
     from rmbg_filter.compositing import composite, parse_output, read_rgb
     from rmbg_filter.errors import InputError, OptionError, Spelling, first_line
-    from rmbg_filter.options import ModelOptions, specs
+    from rmbg_filter.options import ModelOptions, QualityOptions, all_specs, split_keywords
 
     #: how gst-launch-1.0 users write a property: ``the batch-size property``, ``batch-size=4``
     PROPERTIES = Spelling(name="the {name} property", assignment="{name}={value}", separator="-")
@@ -95,12 +99,12 @@ _READY_ONLY = GObject.ParamFlags.READWRITE | Gst.PARAM_MUTABLE_READY
 
 
 def _properties() -> dict[str, tuple[Any, ...]]:
-    """The element's GObject properties: one per ModelOptions field, then ``output`` and ``qos``."""
+    """The element's GObject properties: one per ModelOptions and QualityOptions field, then ``output`` and ``qos``."""
     properties: dict[str, tuple[Any, ...]] = {}
-    for spec in specs() if _IMPORT_ERROR is None else ():
+    for spec in all_specs() if _IMPORT_ERROR is None else ():
         name, nick = spec.name.replace("_", "-"), spec.name.replace("_", " ").capitalize()
-        if spec.type is int:
-            properties[name] = (int, nick, spec.help, spec.minimum, spec.maximum, spec.default, _READY_ONLY)
+        if spec.type in (int, float):
+            properties[name] = (spec.type, nick, spec.help, spec.minimum, spec.maximum, spec.default, _READY_ONLY)
         elif spec.type is bool:
             properties[name] = (bool, nick, spec.help, spec.default, _READY_ONLY)
         else:
@@ -188,6 +192,7 @@ class RmbgFilter(Gst.Element):
         self.add_pad(self.srcpad)
         self._remover: Any = None
         self._loaded_with: ModelOptions | None = None
+        self._quality: QualityOptions | None = None
         self._mode: Any = None
         self._batch_seconds = 0.0
         self._live = False
@@ -240,7 +245,8 @@ class RmbgFilter(Gst.Element):
             self._mode = parse_output(self._settings["output"])
             if self._mode.kind == "image":
                 read_rgb(self._mode.image)  # a missing or unreadable picture fails the start, not the stream
-            options = ModelOptions(**{spec.name: self._settings[spec.name] or spec.default for spec in specs()})
+            options, self._quality = split_keywords({spec.name: self._settings[spec.name] for spec in all_specs()}
+                                                    | {"model": self._settings["model"] or None})
             if self._remover is None or self._loaded_with != options:
                 from rmbg_filter import engine  # torch: loaded on the first start, not at registry scans
 
@@ -270,12 +276,14 @@ class RmbgFilter(Gst.Element):
         return time.perf_counter() - start
 
     def _latency(self) -> int:
-        """The latency this element adds, in ns: waiting for a full batch, then running it (the longest batch
-        measured, at the start and since), with a margin."""
+        """The latency this element adds, in ns: waiting for a full batch and for the R frames after a frame
+        that its temporal window needs, then running the batch (the longest measured, at the start and since),
+        with a margin."""
         frame = 0
         if self._in_info is not None and self._in_info.fps_n > 0:
             frame = Gst.SECOND * self._in_info.fps_d // self._in_info.fps_n
-        return (self._settings["batch_size"] - 1) * frame + int(self._batch_seconds * _LATENCY_MARGIN * Gst.SECOND)
+        waited = self._settings["batch_size"] - 1 + self._settings["temporal_radius"]
+        return waited * frame + int(self._batch_seconds * _LATENCY_MARGIN * Gst.SECOND)
 
     def _start_worker(self) -> None:
         self._inbox = queue.Queue()
@@ -478,7 +486,7 @@ class RmbgFilter(Gst.Element):
                         return False
                 return True
 
-            for (before, frame), alpha in self._remover.stream_tagged(tagged()):
+            for (before, frame), alpha in self._remover.stream_tagged(tagged(), quality=self._quality):
                 if not push_before(before):
                     return
                 counts[0] += 1
@@ -546,7 +554,8 @@ class RmbgFilter(Gst.Element):
 
     def _output_buffer(self, frame: _Frame, alpha: np.ndarray) -> Gst.Buffer:
         """The output picture in a new buffer laid out as its caps say (rows padded to the stride)."""
-        picture = composite(frame.pixels, alpha, self._mode, self._background)
+        picture = composite(frame.pixels, alpha, self._mode, self._background,
+                            decontaminate=self._quality.decontaminate)
         height = alpha.shape[0]
         rows = np.zeros((height, self._pushed_info.stride[0]), np.uint8)
         rows[:, :picture[0].size] = picture.reshape(height, -1)
