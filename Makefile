@@ -21,7 +21,7 @@ PYTHON_VS     ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python
 endif
 VS_PY         := $(VS_VENV)/bin/python
 
-.PHONY: setup test demo bench gst-qos lint clean
+.PHONY: setup test demo bench quality gst-qos lint clean
 
 setup: $(VENV)/.installed $(VS_VENV)/.installed-vs
 
@@ -63,6 +63,11 @@ demo: setup
 
 bench: setup
 	$(PY) scripts/bench.py
+
+# each quality option on IS-Net medium, on clips with a known alpha (about 10 minutes; tests/test_quality_options.py
+# is its fast slice in make test)
+quality: setup
+	$(PY) scripts/quality.py
 
 # the GStreamer element's QoS on a live source faster than inference, qos=false then true (about 40 s)
 gst-qos: setup

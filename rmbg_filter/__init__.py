@@ -2,7 +2,7 @@
 
 ``load()`` returns a callable engine: uint8 frames in, uint8 alphas out.
 ``BriaRMBG`` is the network itself, a drop-in for the Hub's remote-code class.
-``ModelOptions`` declares the options every adapter takes.
+``ModelOptions`` and ``QualityOptions`` declare the options every adapter takes.
 
 Names are imported on first use (PEP 562), so ``import rmbg_filter`` and the
 light modules (options, errors, compositing) load no torch.
@@ -17,15 +17,16 @@ if TYPE_CHECKING:
     from .engine import Backend, BackgroundRemover, load, shared_engine
     from .errors import InputError, ModelLoadError, OptionError
     from .network import BriaRMBG, RMBGConfig
-    from .options import ModelOptions
+    from .options import ModelOptions, QualityOptions
 
 #: public name -> the module that defines it
 _HOMES = {"Backend": "engine", "BackgroundRemover": "engine", "load": "engine", "shared_engine": "engine",
           "InputError": "errors", "ModelLoadError": "errors", "OptionError": "errors",
-          "BriaRMBG": "network", "RMBGConfig": "network", "ModelOptions": "options"}
+          "BriaRMBG": "network", "RMBGConfig": "network", "ModelOptions": "options",
+          "QualityOptions": "options"}
 
 __all__ = ["Backend", "BackgroundRemover", "BriaRMBG", "InputError", "ModelLoadError", "ModelOptions", "OptionError",
-           "RMBGConfig", "load", "shared_engine"]
+           "QualityOptions", "RMBGConfig", "load", "shared_engine"]
 
 
 def __getattr__(name: str) -> Any:

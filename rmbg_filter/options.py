@@ -104,7 +104,8 @@ class QualityOptions(_Declared):
                   "output as it is: an empty frame stays near 0)", choices=("minmax", "none"))
     refine: str = _option(
         "none", "none (default: bilinear upsampling of the model-size alpha) or guided (a fast guided filter "
-                "with the full-resolution frame as guide: sharper edges)", choices=("none", "guided"))
+                "with the full-resolution frame as guide: sharper edges on frames larger than the model's input)",
+        choices=("none", "guided"))
     refine_radius: int = _option(1, "window radius of the guided filter, in cells of 4x4 model-size pixels "
                                     "(default 1, chosen by make quality)", minimum=1, maximum=64, metavar="R")
     refine_eps: float = _option(1e-5, "regularisation of the guided filter: larger smooths more (default 0.00001, "

@@ -80,13 +80,20 @@ def stabilise(window: Sequence[Neighbour | None]) -> torch.Tensor:
             if neighbour is None or neighbour.size != centre.size or _is_cut(previous, neighbour):
                 break
             difference = box_mean(neighbour.motion - centre.motion, MOTION_RADIUS).abs_().amax(1, keepdim=True)
-            difference = F.max_pool2d(difference * 255.0, 3, stride=1, padding=1)
+            difference = _spread(difference * 255.0)
             weight = ((MOVING_LEVELS - difference) / (MOVING_LEVELS - STILL_LEVELS)).clamp_(0.0, 1.0)
             weight = F.interpolate(weight, size=centre.matte.shape[-2:], mode="bilinear", align_corners=False)
             total.addcmul_(weight, neighbour.matte)
             weights += weight
             previous = neighbour
     return total / weights
+
+
+def _spread(values: torch.Tensor) -> torch.Tensor:
+    """The maximum of each 3x3 neighbourhood of ``values`` (N,1,h,w), edges replicated (a grey dilation)."""
+    padded = F.pad(values, (1, 1, 1, 1), mode="replicate")
+    rows = torch.maximum(torch.maximum(padded[..., :-2], padded[..., 1:-1]), padded[..., 2:])
+    return torch.maximum(torch.maximum(rows[..., :-2, :], rows[..., 1:-1, :]), rows[..., 2:, :])
 
 
 def _is_cut(first: Neighbour, second: Neighbour) -> bool:

@@ -80,10 +80,12 @@ def placed(subject: np.ndarray, alpha: np.ndarray, size: tuple[int, int], left: 
 
 
 def still(matter: Matter, frames: int = 10, size: tuple[int, int] = (640, 360), sigma: float = 6.0) -> Clip:
-    """The subject (coffee) standing over grass, each frame with fresh sensor noise."""
+    """The subject (coffee) standing over grass, each frame with fresh sensor noise of ``sigma`` levels."""
     rng = np.random.default_rng(1)
-    subject, alpha = silhouette(matter, "coffee", (360, 240))
-    canvas, mask = placed(subject, alpha, size, 140, 60)
+    width, height = size
+    box = (width * 9 // 16, height * 2 // 3)
+    subject, alpha = silhouette(matter, "coffee", box)
+    canvas, mask = placed(subject, alpha, size, (width - box[0]) // 2, height // 6)
     clean = laid(canvas, mask, texture("grass", size))
     truth = np.rint(mask * 255).astype(np.uint8)
     return Clip("still", [noisy(clean, sigma, rng) for _ in range(frames)], [truth] * frames)

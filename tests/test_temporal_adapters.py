@@ -1,6 +1,6 @@
 """The quality options reach the network's output the same way in every adapter: ``video``, ``pipe``,
 VapourSynth (frames asked for in reverse order) and GStreamer give the core's alphas for the same frames,
-with a temporal window of radius 2 and with each per-frame option. Real IS-Net small at model size 128.
+with a temporal window of radius 2 and with each per-frame option. Real IS-Net small at model size 64.
 """
 
 from __future__ import annotations
@@ -16,14 +16,15 @@ import pytest
 from cli_helpers import CLI, run_cli
 from hosts import gst_environment, vs_python
 from make_sample import sample_frame
-from real_network import photo
 from PIL import Image
+from real_network import photo
 
 from rmbg_filter import load
 from rmbg_filter.compositing import composite, parse_output
 from rmbg_filter.options import QualityOptions
 
-WIDTH, HEIGHT, MODEL = 96, 64, ["--model-size", "128", "--runtime", "torch", "--device", "cpu"]
+#: the frames have more pixels than the model's input, so that guided refinement applies
+WIDTH, HEIGHT, MODEL = 96, 64, ["--model-size", "64", "--runtime", "torch", "--device", "cpu"]
 #: options that change the output of one frame, with the --output they need to show
 PER_FRAME = [({"normalize": "none"}, "alpha"), ({"refine": "guided"}, "alpha"),
              ({"decontaminate": True}, "rgba"), ({"reuse_threshold": 30.0}, "alpha")]
@@ -41,7 +42,7 @@ def frames() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def core(isnet_small: Path):
-    return load(isnet_small, device="cpu", runtime="torch", model_size=128)
+    return load(isnet_small, device="cpu", runtime="torch", model_size=64)
 
 
 def flags(options: dict) -> list[str]:
@@ -98,11 +99,11 @@ def run_vapoursynth(frames: np.ndarray, model: Path, tmp_path: Path, settings: l
         clip = core.std.ModifyFrame(blank, blank, paint)
         for index, options in enumerate(json.loads(sys.argv[1])):
             if options.get("decontaminate"):
-                made = vsrmbg.rmbg(clip, sys.argv[2], model_size=128, runtime="torch", device="cpu", **options)
+                made = vsrmbg.rmbg(clip, sys.argv[2], model_size=64, runtime="torch", device="cpu", **options)
                 grab = lambda f: np.dstack([np.asarray(f[p]) for p in range(3)]
                                            + [np.asarray(f.props["_Alpha"][0])])
             else:
-                made = vsrmbg.mask(clip, sys.argv[2], model_size=128, runtime="torch", device="cpu", **options)
+                made = vsrmbg.mask(clip, sys.argv[2], model_size=64, runtime="torch", device="cpu", **options)
                 grab = lambda f: np.asarray(f[0])[..., None].copy()
             out = [None] * made.num_frames
             for n in reversed(range(made.num_frames)):
@@ -122,7 +123,7 @@ def run_gstreamer(frames: np.ndarray, model: Path, tmp_path: Path, options: dict
     (tmp_path / "in.raw").write_bytes(frames.tobytes())  # 96*3 bytes a row: no padding
     properties = " ".join(f"{name.replace('_', '-')}={str(value).lower()}" for name, value in options.items())
     pipeline = (f"filesrc location=in.raw ! rawvideoparse format=rgb width={WIDTH} height={HEIGHT} framerate=25/1 "
-                f"! rmbg output={output} model-size=128 runtime=torch device=cpu {properties} "
+                f"! rmbg output={output} model-size=64 runtime=torch device=cpu {properties} "
                 "! filesink location=out.raw")
     done = subprocess.run(["gst-launch-1.0", "-q", *pipeline.split()], env=gst_environment(tmp_path, model),
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
