@@ -115,10 +115,10 @@ def normalise(maps: torch.Tensor, how: str) -> torch.Tensor:
     """
     if how == "none":
         return maps
-    flat = maps.flatten(1)
+    low, high = torch.aminmax(maps.flatten(1), dim=1)
     shape = (-1,) + (1,) * (maps.ndim - 1)
-    low = flat.min(dim=1).values.view(shape)
-    spread = flat.max(dim=1).values.view(shape) - low
+    low = low.view(shape)
+    spread = high.view(shape) - low
     flat_map = spread < FLAT_SPREAD
     return (maps - torch.where(flat_map, 0.0, low)) / torch.where(flat_map, 1.0, spread)
 
