@@ -64,7 +64,7 @@ demo: setup
 bench: setup
 	$(PY) scripts/bench.py
 
-# each quality option on IS-Net medium, on clips with a known alpha (about 10 minutes; tests/test_quality_options.py
+# each quality option on IS-Net medium, on clips with a known alpha (about 13 minutes; tests/test_quality_options.py
 # is its fast slice in make test)
 quality: setup
 	$(PY) scripts/quality.py

@@ -81,6 +81,8 @@ def test_guided_refinement_sharpens_the_edges_of_a_large_frame(small) -> None:
     guided = small(clip.frames[0], QualityOptions(refine="guided")).astype(float)
     assert np.abs(guided - truth)[band].mean() <= np.abs(bilinear - truth)[band].mean() * 0.75
     assert np.abs(guided - bilinear)[~band].mean() <= 0.5
+    wider = small(clip.frames[0], QualityOptions(refine="guided", refine_radius=3, refine_eps=1e-2)).astype(float)
+    assert np.abs(wider - guided).mean() > 0.1  # the radius and eps are used
 
 
 def test_decontamination_takes_the_green_out_of_the_edge(small) -> None:

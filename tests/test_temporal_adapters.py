@@ -27,6 +27,7 @@ from rmbg_filter.options import QualityOptions
 WIDTH, HEIGHT, MODEL = 96, 64, ["--model-size", "64", "--runtime", "torch", "--device", "cpu"]
 #: options that change the output of one frame, with the --output they need to show
 PER_FRAME = [({"normalize": "none"}, "alpha"), ({"refine": "guided"}, "alpha"),
+             ({"refine": "guided", "refine_radius": 3, "refine_eps": 0.01}, "alpha"),
              ({"decontaminate": True}, "rgba"), ({"reuse_threshold": 30.0}, "alpha")]
 
 

@@ -105,7 +105,7 @@ def _alpha8(function: str, clip: Any, model: str | None, matrix: str, options: d
     views = vs.core.std.BlankClip(rgb, width=side[1], height=side[0], format=vs.RGBS, keep=True)
 
     def view_frame(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-        pixels = torch.from_numpy(np.dstack([np.asarray(f[1][plane]) for plane in range(3)]))[None]
+        pixels = torch.from_numpy(_rgb(f[1]))[None]
         return _filled(f[0], remover.views(pixels)[0])
 
     views = vs.core.std.ModifyFrame(views, [views, rgb], view_frame)
@@ -119,11 +119,11 @@ def _alpha8(function: str, clip: Any, model: str | None, matrix: str, options: d
         mattes = _reusing(mattes, views, quality.reuse_threshold)
     radius, length = quality.temporal_radius, clip.num_frames
     offsets = range(-radius, radius + 1)
-    neighbours = [clip for offset in offsets for clip in (_shifted(views, offset), _shifted(mattes, offset))]
+    neighbours = [node for offset in offsets for node in (_shifted(views, offset), _shifted(mattes, offset))]
     blank = vs.core.std.BlankClip(clip, format=vs.GRAY8, keep=True)
 
     def alpha_frame(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-        pixels = torch.from_numpy(np.dstack([np.asarray(f[1][plane]) for plane in range(3)]))[None]
+        pixels = torch.from_numpy(_rgb(f[1]))[None]
         window = []
         for index, offset in enumerate(offsets):
             view, matte = _tensor(f[2 + 2 * index]), _tensor(f[3 + 2 * index])
@@ -141,6 +141,11 @@ def _alpha8(function: str, clip: Any, model: str | None, matrix: str, options: d
         return out
 
     return vs.core.std.ModifyFrame(blank, [blank, rgb, *neighbours], alpha_frame), rgb, quality
+
+
+def _rgb(frame: vs.VideoFrame) -> np.ndarray:
+    """An RGB24 frame's pixels (H,W,3) uint8."""
+    return np.dstack([np.asarray(frame[plane]) for plane in range(3)])
 
 
 def _filled(frame: vs.VideoFrame, planes: torch.Tensor) -> vs.VideoFrame:
@@ -192,8 +197,7 @@ def _reusing(mattes: vs.VideoNode, views: vs.VideoNode, threshold: float) -> vs.
 
 def _decontaminated_frame(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
     """The RGB24 frame f[0] with its colours decontaminated under the GRAY8 alpha f[1]."""
-    pixels = np.dstack([np.asarray(f[0][plane]) for plane in range(3)])
-    colours = decontaminated(pixels, np.asarray(f[1][0]))
+    colours = decontaminated(_rgb(f[0]), np.asarray(f[1][0]))
     out = f[0].copy()
     for plane in range(3):
         np.copyto(np.asarray(out[plane]), colours[..., plane])
