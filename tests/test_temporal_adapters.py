@@ -60,6 +60,7 @@ def run_pipe(frames: np.ndarray, model: Path, options: dict, output: str = "alph
                *flags(options)]
     done = subprocess.run(command, input=frames.tobytes(), capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr.decode()
+    assert not done.stderr, done.stderr.decode()  # a pipe that works says nothing (no library warnings)
     return np.frombuffer(done.stdout, np.uint8).reshape(len(frames), HEIGHT, WIDTH, -1)
 
 
@@ -175,3 +176,17 @@ def test_vapoursynth_passes_each_option_on(frames: np.ndarray, core, isnet_small
         else:
             assert not np.array_equal(alphas, core(frames)), options
             np.testing.assert_array_equal(made[..., 0], alphas, err_msg=str(options))
+
+
+def test_image_takes_the_per_frame_options_and_says_one_line(frames: np.ndarray, core, isnet_small: Path,
+                                                             tmp_path: Path) -> None:
+    """A picture read from a file is a read-only array: decontamination copies it instead of letting torch
+    warn on stderr. The cut-out is the core's."""
+    Image.fromarray(frames[0]).save(tmp_path / "in.png")
+    done = run_cli("image", tmp_path / "in.png", tmp_path / "out.png", *MODEL, "--refine", "guided",
+                   "--decontaminate", model=isnet_small)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [f"wrote {tmp_path / 'out.png'} ({WIDTH}x{HEIGHT}, rgba)"]
+    quality = QualityOptions(refine="guided", decontaminate=True)
+    expected = composite(frames[0], core(frames[0], quality), parse_output("rgba"), decontaminate=True)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out.png")), expected)
