@@ -61,16 +61,18 @@ def composite(
     Returns (H,W,4) for rgba, (H,W) for alpha, else (H,W,3) uint8 RGB. For the
     ``image`` mode ``background`` is that picture, (H,W,3) uint8, already
     fitted to the frame. ``decontaminate``: use the subject's estimated own colours
-    (``decontaminate.decontaminated``) instead of the frame's, for every mode but alpha.
+    (``decontaminate.decontaminated``) instead of the frame's for the subject, in every mode but
+    alpha (``blur`` still blurs the frame itself behind it).
     """
     if mode.kind == "alpha":
         return alpha
+    front = frame
     if decontaminate:
         from .decontaminate import decontaminated
 
-        frame = decontaminated(frame, alpha)
+        front = decontaminated(frame, alpha)
     if mode.kind == "rgba":
-        return np.concatenate([frame, alpha[..., None]], axis=2)
+        return np.concatenate([front, alpha[..., None]], axis=2)
     if mode.kind == "color":
         behind = np.broadcast_to(np.array(mode.color, dtype=np.float32), frame.shape)
     elif mode.kind == "blur":
@@ -80,7 +82,7 @@ def composite(
     else:
         behind = background.astype(np.float32)
     weight = alpha[..., None].astype(np.float32) / 255.0
-    mixed = frame.astype(np.float32) * weight + behind * (1.0 - weight)
+    mixed = front.astype(np.float32) * weight + behind * (1.0 - weight)
     return np.rint(mixed).astype(np.uint8)
 
 

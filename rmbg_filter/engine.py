@@ -197,35 +197,47 @@ class BackgroundRemover:
         """
         window: Window[tuple[T, torch.Tensor, torch.Tensor, Neighbour]] = Window(quality.temporal_radius)
         reuse = Reuse(quality.reuse_threshold)
-        for tags, upload in uploads:
-            started = time.perf_counter()
-            with torch.inference_mode():
-                pixels = self._transfers.arrived(upload)
-                views = self.views(pixels)
-                mattes = self._reusing(views, reuse)
-                if not quality.temporal_radius:
-                    alphas = finish(pixels, views, mattes, quality)
-                    yield tags, self._transfers.download(alphas), time.perf_counter() - started
-                    continue
-                motions, size = motion_cells(views), (pixels.shape[1], pixels.shape[2])
+        try:
+            for tags, upload in uploads:
+                started = time.perf_counter()
+                with torch.inference_mode():
+                    pixels = self._transfers.arrived(upload)
+                    views = self.views(pixels)
+                    mattes = self._reusing(views, reuse)
+                    if not quality.temporal_radius:
+                        alphas = finish(pixels, views, mattes, quality)
+                        yield tags, self._transfers.download(alphas), time.perf_counter() - started
+                        continue
+                    motions, size = motion_cells(views), (pixels.shape[1], pixels.shape[2])
+                    network = time.perf_counter() - started
                 for index, tag in enumerate(tags):
                     frame = slice(index, index + 1)
                     entry = (tag, pixels[frame], views[frame], Neighbour(size, motions[frame], mattes[frame]))
                     for around in window.push(entry):
-                        yield self._finish_window(around, quality, started)
-        with torch.inference_mode():
-            for around in window.drain():
-                yield self._finish_window(around, quality, time.perf_counter())
+                        yield self._finish_window(around, quality, network)
+        except Exception:  # the frames read before the failure still get their alphas, then it is raised
+            yield from self._drained(window, quality)
+            raise
+        yield from self._drained(window, quality)
+
+    def _drained(self, window: Window[tuple[T, torch.Tensor, torch.Tensor, Neighbour]],
+                 quality: QualityOptions) -> Iterator[tuple[list[T], Download, float]]:
+        """The alphas of the frames ``window`` still holds at the end of a stream."""
+        for around in window.drain():
+            yield self._finish_window(around, quality, 0.0)
 
     def _finish_window(self, around: list[tuple[T, torch.Tensor, torch.Tensor, Neighbour] | None],
-                       quality: QualityOptions, started: float) -> tuple[list[T], Download, float]:
-        """The alpha of the middle frame of a temporal window, on its way back."""
+                       quality: QualityOptions, network: float) -> tuple[list[T], Download, float]:
+        """The alpha of the middle frame of a temporal window, on its way back, and the seconds it took:
+        ``network`` (its batch's network run) plus its own finishing, never the waits between."""
+        started = time.perf_counter()
         middle = around[len(around) // 2]
         assert middle is not None  # Window yields windows around frames it holds
         tag, pixels, views, _ = middle
-        matte = stabilise([None if item is None else item[3] for item in around])
-        alphas = finish(pixels, views, matte, quality)
-        return [tag], self._transfers.download(alphas), time.perf_counter() - started
+        with torch.inference_mode():
+            matte = stabilise([None if item is None else item[3] for item in around])
+            alphas = finish(pixels, views, matte, quality)
+        return [tag], self._transfers.download(alphas), network + time.perf_counter() - started
 
     def _reusing(self, views: torch.Tensor, reuse: Reuse) -> torch.Tensor:
         """The network outputs (N,1,h,w) of views (N,3,h,w) of consecutive frames: a network run for each

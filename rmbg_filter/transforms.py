@@ -1,8 +1,8 @@
 """The seed's pre- and postprocess, as batched tensor operations on any device.
 
 preprocess:  uint8 frames (N,H,W,C) -> float (N,3,h,w): bilinear resize to the
-             model size (align_corners=False), /255, minus 0.5 (std 1.0). Split in
-             two: ``view`` (resize, /255: the frame as the network sees it, which the
+             model size (align_corners=False), /255, minus 0.5 (std 1.0), in two
+             steps: ``view`` (resize, /255: the frame as the network sees it, which the
              temporal and refinement steps also read) and ``network_input`` (-0.5).
 postprocess: side 1 (N,1,h,w) in [0,1] -> uint8 alpha (N,H,W): bilinear resize
              back, per-frame min-max stretch (``normalise``; or none), *255, truncation.
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["as_frame_batch", "luma", "network_input", "normalise", "postprocess", "preprocess", "to_uint8", "view"]
+__all__ = ["as_frame_batch", "network_input", "normalise", "postprocess", "to_uint8", "view"]
 
 #: Below this spread (max - min) a side map counts as constant: it is not
 #: stretched (that would divide by zero) but used as it is.
@@ -75,26 +75,6 @@ def view(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def network_input(views: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Views (N,3,h,w) float32 in [0,1] -> the network input: minus 0.5, ``dtype``, channels_last."""
     return (views - 0.5).to(dtype=dtype, memory_format=torch.channels_last)
-
-
-def preprocess(frames: torch.Tensor, size: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
-    """Turn uint8 frames (N,H,W,C), C in 1/3/4, into the network input.
-
-    Returns (N,3,size[0],size[1]) of ``dtype``, values in [-0.5, 0.5], in the
-    channels_last memory format, on the frames' device: ``network_input(view(...))``.
-    """
-    return network_input(view(frames, size), dtype)
-
-
-def luma(images: torch.Tensor) -> torch.Tensor:
-    """Rec. 601 luma of views (N,3,h,w) float in [0,1], or of frames (N,H,W,C) uint8: (N,1,h,w) float32 in [0,1]."""
-    if images.dtype == torch.uint8:
-        channels = images.permute(0, 3, 1, 2).float() / 255.0
-        if channels.shape[1] < 3:
-            return channels[:, :1]
-    else:
-        channels = images
-    return 0.299 * channels[:, 0:1] + 0.587 * channels[:, 1:2] + 0.114 * channels[:, 2:3]
 
 
 def postprocess(side: torch.Tensor, size: tuple[int, int], normalize: str = "minmax") -> torch.Tensor:

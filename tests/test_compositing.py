@@ -70,3 +70,18 @@ def test_blur_smooths_and_keeps_flat_areas() -> None:
     assert box_blur(noisy, 2).std() < noisy.std() / 3
     clear = np.zeros((40, 40), np.uint8)
     assert composite(noisy, clear, parse_output("blur")).std() < noisy.std() / 3
+
+
+def test_decontamination_changes_the_subject_not_what_lies_behind_it() -> None:
+    """Under a soft alpha the subject's colours are estimated; the blurred background is still the frame's."""
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    alpha = np.zeros((60, 80), np.uint8)
+    alpha[:, 30:50] = 128
+    plain = composite(frame, alpha, parse_output("blur"))
+    cleaned = composite(frame, alpha, parse_output("blur"), decontaminate=True)
+    np.testing.assert_array_equal(cleaned[alpha == 0], plain[alpha == 0])
+    assert np.abs(cleaned.astype(int) - plain)[alpha == 128].mean() > 1
+    rgba = composite(frame, alpha, parse_output("rgba"), decontaminate=True)
+    np.testing.assert_array_equal(rgba[..., 3], alpha)
+    assert not np.array_equal(rgba[..., :3], frame)

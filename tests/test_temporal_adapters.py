@@ -190,3 +190,18 @@ def test_image_takes_the_per_frame_options_and_says_one_line(frames: np.ndarray,
     quality = QualityOptions(refine="guided", decontaminate=True)
     expected = composite(frames[0], core(frames[0], quality), parse_output("rgba"), decontaminate=True)
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out.png")), expected)
+
+
+def test_a_pipe_cut_inside_a_frame_still_gets_the_alphas_its_window_held(frames: np.ndarray, core,
+                                                                         isnet_small: Path) -> None:
+    """stdin ends inside frame 10: frames 0..9 are all written (the last two waited for the window), then
+    exit 2 with the one-line reason."""
+    command = [str(CLI), "pipe", "--size", f"{WIDTH}x{HEIGHT}", "--model", str(isnet_small), *MODEL,
+               "--temporal-radius", "2"]
+    data = frames.tobytes() + frames[0].tobytes()[:1000]
+    done = subprocess.run(command, input=data, capture_output=True, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr.decode().strip().endswith("stdin ended inside frame 10: got 1000 of 18432 bytes "
+                                                 f"(is --size {WIDTH}x{HEIGHT} --pix-fmt rgb24 right?)")
+    written = np.frombuffer(done.stdout, np.uint8).reshape(-1, HEIGHT, WIDTH)
+    np.testing.assert_array_equal(written, core(frames, QualityOptions(temporal_radius=2)))

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rmbg_filter.transforms import as_frame_batch, postprocess, preprocess
+from rmbg_filter.transforms import as_frame_batch, network_input, postprocess, view
 
 RNG = np.random.default_rng(7)
 
@@ -25,6 +25,11 @@ def seed_postprocess(side: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     high, low = torch.max(result), torch.min(result)
     result = (result - low) / (high - low)
     return (result * 255).permute(1, 2, 0).numpy().astype(np.uint8)[:, :, 0]
+
+
+def preprocess(frames: torch.Tensor, size: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
+    """The engine's preprocess: the view (resize, /255), then the network input (-0.5)."""
+    return network_input(view(frames, size), dtype)
 
 
 def test_preprocess_is_the_seeds() -> None:

@@ -43,7 +43,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import gi
@@ -245,13 +245,13 @@ class RmbgFilter(Gst.Element):
             self._mode = parse_output(self._settings["output"])
             if self._mode.kind == "image":
                 read_rgb(self._mode.image)  # a missing or unreadable picture fails the start, not the stream
-            options, self._quality = split_keywords({spec.name: self._settings[spec.name] for spec in all_specs()}
-                                                    | {"model": self._settings["model"] or None})
-            if self._remover is None or self._loaded_with != options:
+            options, quality = split_keywords({spec.name: self._settings[spec.name] for spec in all_specs()}
+                                              | {"model": self._settings["model"] or None})
+            if self._remover is None or (self._loaded_with, self._quality) != (options, quality):
                 from rmbg_filter import engine  # torch: loaded on the first start, not at registry scans
 
                 self._remover = engine.shared_engine(options)
-                self._loaded_with = options
+                self._loaded_with, self._quality = options, quality
                 self._batch_seconds = self._time_one_batch()
         except OptionError as error:
             self._error(Gst.resource_error_quark(), Gst.ResourceError.SETTINGS,
@@ -267,12 +267,14 @@ class RmbgFilter(Gst.Element):
         return True
 
     def _time_one_batch(self) -> float:
-        """Seconds the engine takes for one full batch: a warm-up (first-call costs, a compile) and a timed run."""
+        """Seconds the engine takes for one full batch with the per-frame quality options (the window's own
+        work is small): a warm-up (first-call costs, a compile) and a timed run."""
         height, width = self._remover.model_size
         frames = np.zeros((self._remover.batch_size, height, width, 3), np.uint8)
-        self._remover(frames)
+        per_frame = replace(self._quality, temporal_radius=0, reuse_threshold=0.0)
+        self._remover(frames, per_frame)
         start = time.perf_counter()
-        self._remover(frames)
+        self._remover(frames, per_frame)
         return time.perf_counter() - start
 
     def _latency(self) -> int:
@@ -487,12 +489,13 @@ class RmbgFilter(Gst.Element):
                 return True
 
             for (before, frame), alpha in self._remover.stream_tagged(tagged(), quality=self._quality):
+                if stopped.is_set():  # a flush or a stop: the frames the window still held are not wanted
+                    return
                 if not push_before(before):
                     return
                 counts[0] += 1
                 last_alpha = alpha
-                self._measured(self._remover.batch_seconds)
-                if not self._push_frame(frame, alpha):
+                if not self._push_frame(frame, alpha, self._remover.batch_seconds):
                     return
             if not stopped.is_set():  # the stream ended with EOS: what came after the last frame follows it
                 push_before(waiting)
@@ -524,9 +527,10 @@ class RmbgFilter(Gst.Element):
         self.post_message(message)
 
     def _measured(self, seconds: float) -> None:
-        """Take the seconds the network took for a batch; re-post the latency when it grew past the reported.
+        """Take the seconds a frame's work took (its batch's network run and finishing, then its output
+        picture); re-post the latency when it grew past the reported.
 
-        Only the network's time counts: waits in the queues (behind a sink that syncs to the
+        Only that work counts: waits in the queues (behind a sink that syncs to the
         clock, say) would feed back into the latency they are caused by.
         """
         if seconds <= self._batch_seconds:
@@ -536,9 +540,16 @@ class RmbgFilter(Gst.Element):
             self._reported = self._latency()  # the pipeline asks every element again and sets a latency covering ours
             self.post_message(Gst.Message.new_latency(self))
 
-    def _push_frame(self, frame: _Frame, alpha: np.ndarray) -> bool:
-        """Push ``frame``'s output; False (its flow handed upstream) when downstream refused it."""
-        flow = self.srcpad.push(self._output_buffer(frame, alpha))
+    def _push_frame(self, frame: _Frame, alpha: np.ndarray, network: float = 0.0) -> bool:
+        """Push ``frame``'s output; False (its flow handed upstream) when downstream refused it.
+
+        ``network``: the seconds the engine took for its batch; with the time the output picture
+        takes (a decontaminated composite is not free), they are what the latency must cover.
+        """
+        started = time.perf_counter()
+        buffer = self._output_buffer(frame, alpha)
+        self._measured(network + time.perf_counter() - started)
+        flow = self.srcpad.push(buffer)
         if flow != Gst.FlowReturn.OK:
             self._stop_with(flow)
             return False

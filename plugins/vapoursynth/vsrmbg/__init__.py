@@ -101,18 +101,18 @@ def _alpha8(function: str, clip: Any, model: str | None, matrix: str, options: d
     except (OptionError, InputError) as error:
         message = error.worded(KEYWORDS) if isinstance(error, OptionError) else str(error)
         raise vs.Error(f"{function}: {message}") from error
-    side = remover.model_size
+    side, device = remover.model_size, remover.backend.device
     views = vs.core.std.BlankClip(rgb, width=side[1], height=side[0], format=vs.RGBS, keep=True)
 
-    def view_frame(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-        pixels = torch.from_numpy(_rgb(f[1]))[None]
+    def view_frame(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:  # computed on the device, as streams do
+        pixels = torch.from_numpy(_rgb(f[1]))[None].to(device)
         return _filled(f[0], remover.views(pixels)[0])
 
     views = vs.core.std.ModifyFrame(views, [views, rgb], view_frame)
     blank = vs.core.std.BlankClip(views, format=vs.GRAYS, keep=True)
 
     def matte_frame(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-        return _filled(f[0], remover.mattes(_tensor(f[1]))[0])
+        return _filled(f[0], remover.mattes(_tensor(f[1]).to(device))[0])
 
     mattes = vs.core.std.ModifyFrame(blank, [blank, views], matte_frame)
     if quality.reuse_threshold:
@@ -123,15 +123,15 @@ def _alpha8(function: str, clip: Any, model: str | None, matrix: str, options: d
     blank = vs.core.std.BlankClip(clip, format=vs.GRAY8, keep=True)
 
     def alpha_frame(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-        pixels = torch.from_numpy(_rgb(f[1]))[None]
+        pixels = torch.from_numpy(_rgb(f[1]))[None].to(device)
         window = []
         for index, offset in enumerate(offsets):
-            view, matte = _tensor(f[2 + 2 * index]), _tensor(f[3 + 2 * index])
+            view, matte = _tensor(f[2 + 2 * index]).to(device), _tensor(f[3 + 2 * index]).to(device)
             window.append((view, Neighbour(tuple(pixels.shape[1:3]), motion_cells(view), matte))
                           if 0 <= n + offset < length else None)
         with torch.inference_mode():
             stabilised = stabilise([item[1] if item else None for item in window]) if radius else window[0][1].matte
-            alpha = finish(pixels, window[radius][0], stabilised, quality)[0].numpy()
+            alpha = finish(pixels, window[radius][0], stabilised, quality)[0].cpu().numpy()
         out = f[0].copy()
         np.copyto(np.asarray(out[0]), alpha)
         out.props["_Range"] = vs.RANGE_FULL
@@ -149,10 +149,10 @@ def _rgb(frame: vs.VideoFrame) -> np.ndarray:
 
 
 def _filled(frame: vs.VideoFrame, planes: torch.Tensor) -> vs.VideoFrame:
-    """A copy of float ``frame`` with its planes set from ``planes`` (C,h,w) float32."""
+    """A copy of float ``frame`` with its planes set from ``planes`` (C,h,w) float32 on any device."""
     out = frame.copy()
-    for index in range(planes.shape[0]):
-        np.copyto(np.asarray(out[index]), planes[index].numpy())
+    for index, plane in enumerate(planes.cpu().numpy()):
+        np.copyto(np.asarray(out[index]), plane)
     return out
 
 
