@@ -14,7 +14,8 @@ the quality options of ``rmbg_filter.QualityOptions`` (``temporal-radius``,
 ``normalize``, ``refine``, ``refine-radius``, ``refine-eps``, ``decontaminate``,
 ``reuse-threshold``), ``output`` and ``qos``. With ``temporal-radius`` R the
 output runs R frames behind the input (the latency says so); EOS drains the
-last R, a flushing seek starts the window afresh. Caps are proxied both ways: a size or rate asked for
+last R, a flushing seek starts the window afresh. Frames QoS lets skip the
+network skip the window too. Caps are proxied both ways: a size or rate asked for
 downstream is asked of upstream, and the source pad offers only the format
 ``output`` makes.
 
