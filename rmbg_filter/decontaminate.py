@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .filters import box_mean
+from .transforms import as_frame_batch
 
 __all__ = ["decontaminated", "foreground"]
 
@@ -43,9 +44,10 @@ def _blur_fusion(image: torch.Tensor, estimate: torch.Tensor, behind: torch.Tens
 
 def decontaminated(frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """``frame`` (H,W,3) uint8 RGB with its colours decontaminated under ``alpha`` (H,W) uint8: (H,W,3) uint8."""
-    # a decoder's frame may be read-only, which torch cannot wrap: np.require copies only then
-    image = torch.from_numpy(np.require(frame, requirements=["C", "W"])).permute(2, 0, 1)[None].float() / 255.0
-    weight = torch.from_numpy(np.require(alpha, requirements=["C", "W"]))[None, None].float() / 255.0
+    pixels, _ = as_frame_batch(frame, name="frame")  # (1,H,W,3); copies a read-only array only
+    weights, _ = as_frame_batch(alpha, name="alpha")  # (1,H,W,1)
+    image = pixels.permute(0, 3, 1, 2).float() / 255.0
+    weight = weights.permute(0, 3, 1, 2).float() / 255.0
     with torch.inference_mode():
         colours = foreground(image, weight)
     return (colours[0].permute(1, 2, 0) * 255.0).round_().to(torch.uint8).numpy()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from ..compositing import MODE_WORDS, parse_output
 from ..errors import InputError, Mention, OptionError, ProcessingError, Spelling, first_line
-from ..options import ModelOptions, QualityOptions, specs
+from ..options import ModelOptions, QualityOptions, all_specs, specs, split_keywords
 from .pipe import PIXEL_FORMATS, parse_size
 
 if TYPE_CHECKING:
@@ -71,14 +71,9 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
             group.add_argument(flag, type=spec.type, default=spec.default, metavar=metavar, help=spec.help)
 
 
-def model_options(args: argparse.Namespace) -> ModelOptions:
-    """The ModelOptions of parsed arguments; a bad value is an OptionError."""
-    return ModelOptions(**{spec.name: getattr(args, spec.name) for spec in specs(ModelOptions)})
-
-
-def quality_options(args: argparse.Namespace) -> QualityOptions:
-    """The QualityOptions of parsed arguments; a bad value is an OptionError."""
-    return QualityOptions(**{spec.name: getattr(args, spec.name) for spec in specs(QualityOptions)})
+def chosen_options(args: argparse.Namespace) -> tuple[ModelOptions, QualityOptions]:
+    """The ModelOptions and QualityOptions of parsed arguments; a bad value is an OptionError."""
+    return split_keywords({spec.name: getattr(args, spec.name) for spec in all_specs()})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,7 +153,7 @@ def _load(options: ModelOptions) -> BackgroundRemover:
 
 
 def _run(args: argparse.Namespace) -> None:
-    options, quality = model_options(args), quality_options(args)
+    options, quality = chosen_options(args)
     if args.command == "image":
         from .image import remove_background_from_image
 
