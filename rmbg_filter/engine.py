@@ -35,6 +35,9 @@ __all__ = ["Backend", "BackgroundRemover", "build", "load", "shared_engine"]
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 T = TypeVar("T")
+# How long closing a stream waits for its reading thread to finish the item it is on;
+# a thread blocked reading stdin is left behind after that (only its read is pending).
+_READER_WAIT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -179,14 +182,19 @@ class BackgroundRemover:
         here after the alphas of the frames before it.
         """
         quality = quality or QualityOptions()
+        stopped = threading.Event()  # closing the results stops the reading thread too
         uploads = prefetch(((tags, self._transfers.upload(b)) for tags, b in self._batches(items)), depth,
-                           name="rmbg-read")
-        results = prefetch(self._finished(uploads, quality), 1, name="rmbg-infer", join=True)
-        for tags, download, seconds in results:
-            waited = time.perf_counter()
-            alphas = download.numpy()
-            self.batch_seconds = seconds + time.perf_counter() - waited
-            yield from zip(tags, alphas, strict=True)
+                           name="rmbg-read", join=_READER_WAIT_SECONDS, cancel=stopped)
+        results = prefetch(self._finished(uploads, quality), 1, name="rmbg-infer", join=None, stop=stopped)
+        try:
+            for tags, download, seconds in results:
+                waited = time.perf_counter()
+                alphas = download.numpy()
+                self.batch_seconds = seconds + time.perf_counter() - waited
+                yield from zip(tags, alphas, strict=True)
+        finally:  # now, not whenever these generators are collected: the infer thread first
+            results.close()
+            uploads.close()
 
     def _finished(self, uploads: Iterable[tuple[list[T], Upload]],
                   quality: QualityOptions) -> Iterator[tuple[list[T], Download, float]]:

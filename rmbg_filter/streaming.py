@@ -20,6 +20,14 @@ T = TypeVar("T")
 _POLL_SECONDS = 0.1
 
 
+class Cancelled(BaseException):
+    """Raised to a consumer waiting for an item when the stream's shared ``stop`` is set.
+
+    A BaseException, like GeneratorExit, so that ``except Exception`` clean-ups
+    (which finish work already read) are skipped on the way out.
+    """
+
+
 class _End:
     """Marks the end of a stream, carrying the exception that ended it, if any."""
 
@@ -27,22 +35,36 @@ class _End:
         self.error = error
 
 
-def prefetch(items: Iterable[T], depth: int = 2, name: str = "rmbg-prefetch", *, join: bool = False) -> Iterator[T]:
+def prefetch(items: Iterable[T], depth: int = 2, name: str = "rmbg-prefetch", *, join: float | None = 0.0,
+             stop: threading.Event | None = None, cancel: threading.Event | None = None) -> Iterator[T]:
     """Yield ``items`` in order while a daemon thread computes up to ``depth`` ahead.
 
     An exception raised by ``items`` is re-raised here, in the consumer. When the
-    consumer stops early (the generator is closed), the thread stops at its
-    next item instead of running on; with ``join`` the close waits for that, so
-    no work (a network running in torch) is left running at interpreter exit.
-    Leave ``join`` off for a thread that may block on I/O (reading stdin).
+    consumer stops early (the generator is closed), ``stop`` is set: the thread
+    stops at its next item instead of running on, and the close waits up to
+    ``join`` seconds for that (None: as long as it takes). A thread still inside
+    torch when the interpreter exits aborts the process ("terminate called
+    without an active exception", status -6 instead of 130 after Ctrl-C), so
+    every thread doing work should be waited for; give a thread that may block
+    on I/O (reading stdin) a bounded wait, since only its read can be left behind.
+
+    In a chain, pass the last prefetch's ``stop`` as the ``cancel`` of the ones
+    before it: once it is set, their threads stop too, and a consumer waiting
+    for an item (a thread whose producer may be blocked for good, on stdin) gets
+    ``Cancelled``. Without ``cancel`` the consumer waits without polling, which
+    is what the main thread should do: a Ctrl-C landing inside a polling
+    ``queue.get`` can leave its lock broken ("release unlocked lock").
     """
     if depth < 1:
         raise ValueError(f"prefetch: depth must be at least 1, got {depth}")
     slots: queue.Queue[T | _End] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+    stop = stop or threading.Event()
+
+    def stopping() -> bool:
+        return stop.is_set() or (cancel is not None and cancel.is_set())
 
     def offer(item: T | _End) -> bool:
-        while not stop.is_set():
+        while not stopping():
             try:
                 slots.put(item, timeout=_POLL_SECONDS)
                 return True
@@ -65,11 +87,21 @@ def prefetch(items: Iterable[T], depth: int = 2, name: str = "rmbg-prefetch", *,
                 close()
         offer(_End())
 
+    def take() -> T | _End:
+        if cancel is None:
+            return slots.get()
+        while not cancel.is_set():
+            try:
+                return slots.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                continue
+        raise Cancelled(f"{name}: the stream was stopped")
+
     worker = threading.Thread(target=produce, name=name, daemon=True)
     worker.start()
     try:
         while True:
-            item = slots.get()
+            item = take()
             if isinstance(item, _End):
                 if item.error is not None:
                     raise item.error
@@ -77,5 +109,5 @@ def prefetch(items: Iterable[T], depth: int = 2, name: str = "rmbg-prefetch", *,
             yield item
     finally:
         stop.set()
-        if join:
-            worker.join()
+        if join is None or join > 0:
+            worker.join(join)

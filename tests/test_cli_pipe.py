@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 from pathlib import Path
 
@@ -87,6 +88,27 @@ def test_reader_closing_early_is_a_quiet_exit(tmp_path: Path, checkpoints) -> No
     done = sh(command.replace("bash -o pipefail", "bash"), tmp_path, checkpoints["safetensors"])
     assert done.stdout.decode().strip() == "0"
     assert (tmp_path / "err.txt").read_text() == ""
+
+
+def test_ctrl_c_while_stdin_is_silent_exits_130(checkpoints) -> None:
+    # the upstream writer stays alive and says nothing: the reading thread is blocked on stdin
+    env = {**os.environ, "RMBG_MODEL": str(checkpoints["safetensors"])}
+    process = subprocess.Popen([str(CLI), "pipe", "--size", "64x48", "--model-size", "64", "--temporal-radius", "2"],
+                               env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert process.stdin is not None and process.stdout is not None
+    # a frame leaves the reader when the next one arrives; the first alpha then needs 2 more (the window)
+    process.stdin.write(bytes(64 * 48 * 3 * 4))
+    process.stdin.flush()
+    assert len(process.stdout.read(64 * 48)) == 64 * 48  # the first alpha: the model is loaded, frames flow
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=30)  # not communicate(): closing stdin would end the stream and free the reader
+    finally:
+        process.kill()
+    stderr = process.stderr.read().decode() if process.stderr else ""
+    assert process.returncode == 130, stderr
+    assert stderr.strip() == "rmbg-filter pipe: interrupted"
 
 
 @pytest.mark.parametrize(

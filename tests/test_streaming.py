@@ -65,3 +65,29 @@ def test_closing_early_stops_and_closes_the_source() -> None:
 def test_depth_must_be_positive() -> None:
     with pytest.raises(ValueError, match="depth must be at least 1, got 0"):
         list(prefetch([1], depth=0))
+
+
+def test_closing_a_chain_whose_source_blocks_for_good_returns() -> None:
+    # the source stands for a read of a stdin that stays open and silent
+    never = threading.Event()
+
+    def source() -> Iterator[int]:
+        yield 1
+        never.wait()
+        yield 2
+
+    stopped = threading.Event()
+    reading = prefetch(source(), depth=1, name="reading", join=0.2, cancel=stopped)
+    working = prefetch((value * 10 for value in reading), depth=1, name="working", join=None, stop=stopped)
+    assert next(working) == 10
+
+    def close() -> None:
+        working.close()
+        reading.close()
+
+    closing = threading.Thread(target=close, daemon=True)
+    closing.start()
+    closing.join(timeout=5)
+    assert not closing.is_alive(), "closing waits for a thread that waits for a source that never answers"
+    assert not any(thread.name == "working" for thread in threading.enumerate())
+    never.set()

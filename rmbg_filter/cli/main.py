@@ -164,7 +164,9 @@ def _run(args: argparse.Namespace) -> None:
         from .pipe import PipeOptions, run_pipe
 
         stream = PipeOptions(args.size, args.pix_fmt, args.mode, args.out_format == "y4m", quality)
-        run_pipe(lambda: _load(options), stream, sys.stdin.buffer, sys.stdout.buffer)
+        # unbuffered: a read left waiting on stdin when the command is interrupted holds no lock
+        # that the interpreter's exit would wait for (it aborts instead)
+        run_pipe(lambda: _load(options), stream, sys.stdin.buffer.raw, sys.stdout.buffer)
     elif args.command == "video":
         from .video import VideoJob, VideoOptions
 
