@@ -90,7 +90,9 @@ def test_reader_closing_early_is_a_quiet_exit(tmp_path: Path, checkpoints) -> No
     assert (tmp_path / "err.txt").read_text() == ""
 
 
-def test_ctrl_c_while_stdin_is_silent_exits_130(checkpoints) -> None:
+@pytest.mark.parametrize(("signum", "status", "word"),
+                         [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_ctrl_c_or_sigterm_while_stdin_is_silent(signum: int, status: int, word: str, checkpoints) -> None:
     # the upstream writer stays alive and says nothing: the reading thread is blocked on stdin
     env = {**os.environ, "RMBG_MODEL": str(checkpoints["safetensors"])}
     process = subprocess.Popen([str(CLI), "pipe", "--size", "64x48", "--model-size", "64", "--temporal-radius", "2"],
@@ -101,14 +103,14 @@ def test_ctrl_c_while_stdin_is_silent_exits_130(checkpoints) -> None:
     process.stdin.write(bytes(64 * 48 * 3 * 4))
     process.stdin.flush()
     assert len(process.stdout.read(64 * 48)) == 64 * 48  # the first alpha: the model is loaded, frames flow
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     try:
         process.wait(timeout=30)  # not communicate(): closing stdin would end the stream and free the reader
     finally:
         process.kill()
     stderr = process.stderr.read().decode() if process.stderr else ""
-    assert process.returncode == 130, stderr
-    assert stderr.strip() == "rmbg-filter pipe: interrupted"
+    assert process.returncode == status, stderr
+    assert stderr.strip() == f"rmbg-filter pipe: {word}"
 
 
 @pytest.mark.parametrize(

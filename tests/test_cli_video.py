@@ -201,7 +201,10 @@ def test_decode_error_in_the_middle_exits_1_with_no_output(clips, tmp_path: Path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.mp4"]
 
 
-def test_ctrl_c_leaves_no_output(clips, tmp_path: Path, checkpoints) -> None:
+@pytest.mark.parametrize(("signum", "status", "word"),
+                         [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_ctrl_c_or_sigterm_leaves_no_output(signum: int, status: int, word: str, clips, tmp_path: Path,
+                                            checkpoints) -> None:
     env = {**os.environ, "RMBG_MODEL": str(checkpoints["safetensors"])}
     # a parent started in the background may ignore SIGINT, and children inherit that: undo it
     process = subprocess.Popen([str(CLI), "video", str(clips["long"]), str(tmp_path / "o.mov"), "-q"],
@@ -214,10 +217,10 @@ def test_ctrl_c_leaves_no_output(clips, tmp_path: Path, checkpoints) -> None:
         time.sleep(0.1)
     assert partial, "the partial output never appeared: the interrupt would test nothing"
     time.sleep(1)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
-    assert stderr.strip() == "rmbg-filter video: interrupted"
+    assert process.returncode == status, stderr
+    assert stderr.strip() == f"rmbg-filter video: {word}"
     assert list(tmp_path.iterdir()) == []
 
 

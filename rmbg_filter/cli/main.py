@@ -2,7 +2,8 @@
 
 Exit status: 0 success; 2 a usage or input error (bad option, missing or
 unreadable input, existing output, unusable model); 1 any other failure;
-130 interrupted. Every error is one line on stderr.
+130 interrupted (SIGINT, Ctrl-C); 143 terminated (SIGTERM). Every error is
+one line on stderr; an interrupted or terminated command leaves no output.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,7 +30,16 @@ __all__ = ["main"]
 T = TypeVar("T")
 
 PROG = "rmbg-filter"
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread as Ctrl-C raises KeyboardInterrupt, so that the same
+    clean-ups run (temporary outputs removed, threads stopped) instead of the process vanishing."""
+
+
+def _raise_terminated(signum: int, frame: object) -> NoReturn:
+    raise Terminated
 
 
 class _Parser(argparse.ArgumentParser):
@@ -188,6 +199,7 @@ def _run(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         _run(args)
     except OptionError as error:
@@ -205,9 +217,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Terminated:
+        print(f"{PROG} {args.command}: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except Exception as error:  # anything else is our failure: still one line, status 1
         print(f"{PROG} {args.command}: error: unexpected {type(error).__name__}: {first_line(error)}", file=sys.stderr)
         return EXIT_FAILURE
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return EXIT_OK
 
 
