@@ -8,10 +8,11 @@ queues, so memory stays flat however long the stream.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -35,9 +36,6 @@ __all__ = ["Backend", "BackgroundRemover", "build", "load", "shared_engine"]
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 T = TypeVar("T")
-# How long closing a stream waits for its reading thread to finish the item it is on;
-# a thread blocked reading stdin is left behind after that (only its read is pending).
-_READER_WAIT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -166,8 +164,8 @@ class BackgroundRemover:
         for _, alpha in self.stream_tagged(((None, frame) for frame in frames), depth=depth, quality=quality):
             yield alpha
 
-    def stream_tagged(self, items: Iterable[tuple[T, Any]], *, depth: int = 2,
-                      quality: QualityOptions | None = None) -> Iterator[tuple[T, np.ndarray]]:
+    def stream_tagged(self, items: Iterable[tuple[T, Any]], *, depth: int = 2, quality: QualityOptions | None = None,
+                      read_wait: float | None = None) -> Iterator[tuple[T, np.ndarray]]:
         """Yield ``(tag, alpha)`` for every ``(tag, frame)`` of ``items``, in order.
 
         The tag is anything the caller wants back beside the frame's alpha (H,W)
@@ -180,53 +178,58 @@ class BackgroundRemover:
         have been read (or the stream has ended); every frame's network output is
         computed once. An error raised by ``items`` (or a refused frame) comes out
         here after the alphas of the frames before it.
+
+        Closing this generator (an interrupt in the consumer) stops both threads
+        and waits for them, so that none is left inside torch or a decoder when
+        the interpreter exits or the input is closed: the reading thread for at
+        most ``read_wait`` seconds (None: until it stops; give a bound where
+        ``items`` may block for good, as a read of a silent stdin does).
         """
         quality = quality or QualityOptions()
         stopped = threading.Event()  # closing the results stops the reading thread too
         uploads = prefetch(((tags, self._transfers.upload(b)) for tags, b in self._batches(items)), depth,
-                           name="rmbg-read", join=_READER_WAIT_SECONDS, cancel=stopped)
+                           name="rmbg-read", join=read_wait, cancel=stopped)
         results = prefetch(self._finished(uploads, quality), 1, name="rmbg-infer", join=None, stop=stopped)
-        try:
+        with contextlib.closing(results):  # now, not whenever the generator is collected
             for tags, download, seconds in results:
                 waited = time.perf_counter()
                 alphas = download.numpy()
                 self.batch_seconds = seconds + time.perf_counter() - waited
                 yield from zip(tags, alphas, strict=True)
-        finally:  # now, not whenever these generators are collected: the infer thread first
-            results.close()
-            uploads.close()
 
-    def _finished(self, uploads: Iterable[tuple[list[T], Upload]],
+    def _finished(self, uploads: Generator[tuple[list[T], Upload], None, None],
                   quality: QualityOptions) -> Iterator[tuple[list[T], Download, float]]:
         """Alphas on their way back, with their tags and the seconds the network and finishing took.
 
         The seconds are all of the work on the CPU; on CUDA the launch, and the wait for the
-        download adds the rest (a consumer slower than the GPU hides it).
+        download adds the rest (a consumer slower than the GPU hides it). ``uploads`` is closed
+        here, in the thread that runs it (closing it from another could find it running).
         """
         window: Window[tuple[T, torch.Tensor, torch.Tensor, Neighbour]] = Window(quality.temporal_radius)
         reuse = Reuse(quality.reuse_threshold)
-        try:
-            for tags, upload in uploads:
-                started = time.perf_counter()
-                with torch.inference_mode():
-                    pixels = self._transfers.arrived(upload)
-                    views = self.views(pixels)
-                    mattes = self._reusing(views, reuse)
-                    if not quality.temporal_radius:
-                        alphas = finish(pixels, views, mattes, quality)
-                        yield tags, self._transfers.download(alphas), time.perf_counter() - started
-                        continue
-                    motions, size = motion_cells(views), (pixels.shape[1], pixels.shape[2])
-                    network = time.perf_counter() - started
-                for index, tag in enumerate(tags):
-                    frame = slice(index, index + 1)
-                    entry = (tag, pixels[frame], views[frame], Neighbour(size, motions[frame], mattes[frame]))
-                    for around in window.push(entry):
-                        yield self._finish_window(around, quality, network)
-        except Exception:  # the frames read before the failure still get their alphas, then it is raised
+        with contextlib.closing(uploads):
+            try:
+                for tags, upload in uploads:
+                    started = time.perf_counter()
+                    with torch.inference_mode():
+                        pixels = self._transfers.arrived(upload)
+                        views = self.views(pixels)
+                        mattes = self._reusing(views, reuse)
+                        if not quality.temporal_radius:
+                            alphas = finish(pixels, views, mattes, quality)
+                            yield tags, self._transfers.download(alphas), time.perf_counter() - started
+                            continue
+                        motions, size = motion_cells(views), (pixels.shape[1], pixels.shape[2])
+                        network = time.perf_counter() - started
+                    for index, tag in enumerate(tags):
+                        frame = slice(index, index + 1)
+                        entry = (tag, pixels[frame], views[frame], Neighbour(size, motions[frame], mattes[frame]))
+                        for around in window.push(entry):
+                            yield self._finish_window(around, quality, network)
+            except Exception:  # the frames read before the failure still get their alphas, then it is raised
+                yield from self._drained(window, quality)
+                raise
             yield from self._drained(window, quality)
-            raise
-        yield from self._drained(window, quality)
 
     def _drained(self, window: Window[tuple[T, torch.Tensor, torch.Tensor, Neighbour]],
                  quality: QualityOptions) -> Iterator[tuple[list[T], Download, float]]:
@@ -275,11 +278,14 @@ class BackgroundRemover:
                 tensor, batched = as_frame_batch(frame, name=f"frame {index}")
                 if batched:
                     raise ValueError(f"frame {index} must be one frame (H,W[,C]), got a batch {tuple(tensor.shape)}")
-                if pending and (len(pending) == self.batch_size or pending[0].shape != tensor.shape):
+                if pending and pending[0].shape != tensor.shape:
                     yield tags, torch.cat(pending)
                     tags, pending = [], []
                 tags.append(tag)
                 pending.append(tensor)
+                if len(pending) == self.batch_size:  # now, not when the next frame comes (a live source's latency)
+                    yield tags, torch.cat(pending)
+                    tags, pending = [], []
         except Exception:
             if pending:
                 yield tags, torch.cat(pending)

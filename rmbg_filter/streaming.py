@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from typing import TypeVar
 
 __all__ = ["prefetch"]
@@ -36,7 +36,8 @@ class _End:
 
 
 def prefetch(items: Iterable[T], depth: int = 2, name: str = "rmbg-prefetch", *, join: float | None = 0.0,
-             stop: threading.Event | None = None, cancel: threading.Event | None = None) -> Iterator[T]:
+             stop: threading.Event | None = None,
+             cancel: threading.Event | None = None) -> Generator[T, None, None]:
     """Yield ``items`` in order while a daemon thread computes up to ``depth`` ahead.
 
     An exception raised by ``items`` is re-raised here, in the consumer. When the
@@ -98,8 +99,8 @@ def prefetch(items: Iterable[T], depth: int = 2, name: str = "rmbg-prefetch", *,
         raise Cancelled(f"{name}: the stream was stopped")
 
     worker = threading.Thread(target=produce, name=name, daemon=True)
-    worker.start()
     try:
+        worker.start()  # inside: a signal landing in start() still stops the thread
         while True:
             item = take()
             if isinstance(item, _End):
@@ -109,5 +110,5 @@ def prefetch(items: Iterable[T], depth: int = 2, name: str = "rmbg-prefetch", *,
             yield item
     finally:
         stop.set()
-        if join is None or join > 0:
+        if worker.ident is not None and (join is None or join > 0):
             worker.join(join)

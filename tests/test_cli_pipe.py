@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import signal
 import subprocess
 from pathlib import Path
@@ -99,9 +100,13 @@ def test_ctrl_c_or_sigterm_while_stdin_is_silent(signum: int, status: int, word:
                                env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert process.stdin is not None and process.stdout is not None
-    # a frame leaves the reader when the next one arrives; the first alpha then needs 2 more (the window)
-    process.stdin.write(bytes(64 * 48 * 3 * 4))
+    # the first alpha needs 2 frames after it (the window); a full batch (1 frame) goes on without waiting
+    process.stdin.write(bytes(64 * 48 * 3 * 3))
     process.stdin.flush()
+    ready, _, _ = select.select([process.stdout], [], [], 60)
+    if not ready:
+        process.kill()
+    assert ready, "no alpha for the first frame: 3 frames in should give one (window of 2)"
     assert len(process.stdout.read(64 * 48)) == 64 * 48  # the first alpha: the model is loaded, frames flow
     process.send_signal(signum)
     try:

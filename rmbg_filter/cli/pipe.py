@@ -33,6 +33,9 @@ PIXEL_FORMATS: dict[str, tuple[int, tuple[int, int, int]]] = {
     "gray": (1, (0, 0, 0)),
 }
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
+# How long an interrupted pipe waits for its reading thread: a read of a stdin that stays
+# open and silent never returns, and is left behind (it holds no lock, see main's raw stdin).
+STDIN_READ_WAIT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,8 @@ def run_pipe(load_remover: Callable[[], BackgroundRemover], options: PipeOptions
         stdout.write(mono_header(width, height, rate, aspect))
     written = 0
     quality = options.quality
-    for frame, alpha in remover.stream_tagged(((frame, frame) for frame in frames), quality=quality):
+    for frame, alpha in remover.stream_tagged(((frame, frame) for frame in frames), quality=quality,
+                                              read_wait=STDIN_READ_WAIT_SECONDS):
         if options.y4m_out:
             stdout.write(b"FRAME\n")
         stdout.write(composite(frame, alpha, options.mode, background, decontaminate=quality.decontaminate).tobytes())
