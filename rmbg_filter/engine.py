@@ -189,7 +189,7 @@ class BackgroundRemover:
         stopped = threading.Event()  # closing the results stops the reading thread too
         uploads = prefetch(((tags, self._transfers.upload(b)) for tags, b in self._batches(items)), depth,
                            name="rmbg-read", join=read_wait, cancel=stopped)
-        results = prefetch(self._finished(uploads, quality), 1, name="rmbg-infer", join=None, stop=stopped)
+        results = prefetch(self._finished(uploads, quality), 1, name="rmbg-infer", stop=stopped)
         with contextlib.closing(results):  # now, not whenever the generator is collected
             for tags, download, seconds in results:
                 waited = time.perf_counter()

@@ -35,7 +35,7 @@ class _End:
         self.error = error
 
 
-def prefetch(items: Iterable[T], depth: int = 2, name: str = "rmbg-prefetch", *, join: float | None = 0.0,
+def prefetch(items: Iterable[T], depth: int = 2, name: str = "rmbg-prefetch", *, join: float | None = None,
              stop: threading.Event | None = None,
              cancel: threading.Event | None = None) -> Generator[T, None, None]:
     """Yield ``items`` in order while a daemon thread computes up to ``depth`` ahead.
@@ -59,7 +59,7 @@ def prefetch(items: Iterable[T], depth: int = 2, name: str = "rmbg-prefetch", *,
     if depth < 1:
         raise ValueError(f"prefetch: depth must be at least 1, got {depth}")
     slots: queue.Queue[T | _End] = queue.Queue(maxsize=depth)
-    stop = stop or threading.Event()
+    stop = stop if stop is not None else threading.Event()
 
     def stopping() -> bool:
         return stop.is_set() or (cancel is not None and cancel.is_set())
@@ -110,5 +110,5 @@ def prefetch(items: Iterable[T], depth: int = 2, name: str = "rmbg-prefetch", *,
             yield item
     finally:
         stop.set()
-        if worker.ident is not None and (join is None or join > 0):
+        if worker.ident is not None:  # started
             worker.join(join)
