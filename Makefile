@@ -34,7 +34,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON_SYSTEM) -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[test,onnx]"
+	$(PY) -m pip install -q -e ".[test,onnx,ray]"
 	@$(PY) -c "import torch, transformers, av, numpy; print('setup: torch', torch.__version__, \
 		'transformers', transformers.__version__, 'av', av.__version__, 'numpy', numpy.__version__)"
 	touch $@

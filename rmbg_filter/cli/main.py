@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import dataclasses
 import os
 import signal
 import sys
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, NoReturn, TypeVar
 from ..compositing import MODE_WORDS, parse_output
 from ..errors import InputError, Mention, OptionError, ProcessingError, Spelling, first_line
 from ..options import ModelOptions, QualityOptions, all_specs, specs, split_keywords
+from .batch import FORMATS, Manifest
 from .pipe import PIXEL_FORMATS, parse_size
 
 if TYPE_CHECKING:
@@ -124,16 +126,37 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--preview", type=Path, metavar="FILE.png",
                        help="first write a contact sheet of 4 frames (original | alpha | cut-out); without OUT "
                             "only the sheet is made")
-    video.add_argument("--output", dest="mode", type=_checked(parse_output), default=parse_output("rgba"),
-                       metavar="MODE", help=f"{MODE_WORDS} (default rgba)")
-    video.add_argument("--codec", help="encoder to use instead of the container's choice (e.g. libx264)")
-    video.add_argument("--pix-fmt", help="pixel format to encode instead of the container's choice")
-    video.add_argument("--crf", type=int,
-                       help="quality for libx264 (default 18) and libvpx-vp9 (default 20: alpha within 2 levels)")
-    video.add_argument("-y", "--overwrite", action="store_true", help="replace OUT if it exists")
-    video.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    _add_options(video)
+    _add_video_options(video, replaced="OUT")
+
+    batch = commands.add_parser(
+        "batch", help="many videos, each through the video job, with a manifest; on a Ray cluster with --ray",
+        description="Run the video job on every INPUT (a file, a folder's videos, or a glob): each becomes "
+                    "DIR/<stem>.FORMAT (png: DIR/<stem>/%%05d.png). DIR/manifest.jsonl records every input "
+                    "and run; a rerun skips what is done for the same content and settings and retries the "
+                    "rest. Exit status 1 when any input failed.")
+    batch.add_argument("inputs", nargs="+", metavar="INPUT")
+    batch.add_argument("--out-dir", type=Path, required=True, metavar="DIR", help="where outputs and the manifest go")
+    batch.add_argument("--format", choices=FORMATS, default="mov",
+                       help="mov (ProRes 4444, default), webm (VP9), mkv (FFV1) or png (a folder per input)")
+    batch.add_argument("--ray", metavar="ADDRESS",
+                       help="run on Ray: auto (the running cluster), local (start one here) or host:port")
+    batch.add_argument("--workers", type=int, metavar="N",
+                       help="workers with --ray (default: one per GPU, else one per node)")
+    _add_video_options(batch, replaced="an output this batch's manifest did not make")
     return parser
+
+
+def _add_video_options(parser: argparse.ArgumentParser, replaced: str) -> None:
+    """What ``video`` and ``batch`` share: the output mode, the encoder's choices, -y, -q, every option."""
+    parser.add_argument("--output", dest="mode", type=_checked(parse_output), default=parse_output("rgba"),
+                        metavar="MODE", help=f"{MODE_WORDS} (default rgba)")
+    parser.add_argument("--codec", help="encoder to use instead of the container's choice (e.g. libx264)")
+    parser.add_argument("--pix-fmt", help="pixel format to encode instead of the container's choice")
+    parser.add_argument("--crf", type=int,
+                        help="quality for libx264 (default 18) and libvpx-vp9 (default 20: alpha within 2 levels)")
+    parser.add_argument("-y", "--overwrite", action="store_true", help=f"replace {replaced} if it exists")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_options(parser)
 
 
 def keep_freed_memory() -> None:
@@ -195,6 +218,33 @@ def _run(args: argparse.Namespace) -> None:
                 frames = job.run(remover)
                 print(f"wrote {args.output} ({frames} frames, {job.encoding.codec} {job.encoding.pix_fmt})",
                       file=sys.stderr)
+    elif args.command == "batch":
+        _run_batch(args, options, quality)
+
+
+def _run_batch(args: argparse.Namespace, options: ModelOptions, quality: QualityOptions) -> None:
+    from .batch import BatchSettings, run_batch
+    from .video import VideoOptions
+
+    if args.workers is not None and args.ray is None:
+        raise InputError("--workers needs --ray (without it the files run one after another in this process)")
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers must be at least 1, got {args.workers}")
+    from ..loading import MODEL_ENV
+
+    model = options.model or os.environ.get(MODEL_ENV)
+    if model is not None and Path(model).exists():  # workers elsewhere get the same absolute path
+        options = dataclasses.replace(options, model=str(Path(model).resolve()))
+    video = VideoOptions(args.mode, args.codec, args.pix_fmt, args.crf, quality=quality)
+    settings = BatchSettings(args.out_dir.resolve(), args.format, video, options)
+    counts = run_batch(args.inputs, settings, lambda: _load(options), overwrite=args.overwrite, ray=args.ray,
+                       workers=args.workers, shown=sys.stderr.isatty() and not args.quiet)
+    total = sum(counts.values())
+    tally = f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed"
+    if counts["failed"]:
+        raise ProcessingError(f"{counts['failed']} of {total} inputs failed ({tally}); see "
+                              f"{settings.out_dir / Manifest.NAME}")
+    print(f"{PROG} batch: {tally}; manifest {settings.out_dir / Manifest.NAME}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,7 +2,9 @@
 
 The writer gets a temporary path beside the destination; only when it
 finishes is that file renamed over the destination. An existing destination is
-refused unless overwriting was asked for.
+refused unless overwriting was asked for. A process killed outright (SIGKILL)
+leaves its temporary behind: ``remove_stale_temporaries`` finds those of one
+destination by their names, so that a retry can clear them first.
 """
 
 from __future__ import annotations
@@ -10,13 +12,15 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import InputError
 
-__all__ = ["atomic_output", "atomic_sequence", "check_destination", "is_pattern"]
+__all__ = ["atomic_folder", "atomic_output", "atomic_sequence", "check_destination", "is_pattern",
+           "remove_stale_temporaries"]
 
 
 #: a numbered image sequence's counter, as ffmpeg writes it: %d or %05d (a lone % is part of a name)
@@ -48,7 +52,7 @@ def atomic_output(destination: Path, *, overwrite: bool) -> Iterator[Path]:
     """
     check_destination(destination, overwrite=overwrite)
     handle, name = tempfile.mkstemp(prefix=f".{destination.stem}.", suffix=f".partial{destination.suffix}",
-                                    dir=destination.parent)
+                                    dir=destination.parent)  # the name remove_stale_temporaries knows
     os.close(handle)
     temporary = Path(name)
     try:
@@ -79,3 +83,50 @@ def atomic_sequence(pattern: Path, *, overwrite: bool) -> Iterator[Path]:
         yield Path(folder) / pattern.name
         for written in sorted(Path(folder).iterdir()):
             os.replace(written, pattern.parent / written.name)
+
+
+@contextlib.contextmanager
+def atomic_folder(destination: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside ``destination`` that replaces it, whole, on success.
+
+    A folder already at ``destination`` is moved aside, the new one renamed in, and the old one
+    deleted: readers see the old folder or the new one, never a mix. On failure the temporary goes.
+    """
+    if not destination.parent.is_dir():
+        raise InputError(f"cannot write {destination}: folder {destination.parent} does not exist")
+    temporary = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".partial", dir=destination.parent))
+    try:
+        yield temporary
+        os.chmod(temporary, 0o777 & ~_umask())
+        if destination.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".old", dir=destination.parent))
+            os.replace(destination, old / destination.name)
+            os.replace(temporary, destination)
+            shutil.rmtree(old)
+        else:
+            os.replace(temporary, destination)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def remove_stale_temporaries(destination: Path) -> list[Path]:
+    """Delete what killed writers of ``destination`` left beside it; returns what was deleted.
+
+    Those are ``atomic_output``'s temporary files and ``atomic_folder``'s temporary and
+    old folders: ``.NAME.XXXXXXXX.partial.SUFFIX``, ``.NAME.XXXXXXXX.partial`` and
+    ``.NAME.XXXXXXXX.old`` (8 random characters), so ``a.mov`` never matches ``a.b.mov``'s.
+    Only for a destination that no live process is writing.
+    """
+    stem, suffix = re.escape(destination.stem), re.escape(destination.suffix)
+    names = re.compile(rf"\.{stem}\.[a-z0-9_]{{8}}\.partial{suffix}|"
+                       rf"\.{re.escape(destination.name)}\.[a-z0-9_]{{8}}\.(partial|old)")
+    removed = []
+    if destination.parent.is_dir():
+        for path in destination.parent.iterdir():
+            if names.fullmatch(path.name):
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -124,14 +124,15 @@ class VideoJob:
             save_sheet(contact_sheet(stack, remover(stack, alone)), temporary)
         return len(frames)
 
-    def run(self, remover: BackgroundRemover) -> int:
-        """Write the output (atomically); returns the number of frames written."""
+    def run(self, remover: BackgroundRemover, on_frame: Callable[[], None] | None = None) -> int:
+        """Write the output (atomically); returns the number of frames written. ``on_frame`` is called
+        after each frame is encoded (for a caller's own progress display)."""
         if self.destination is None or self.encoding is None:
             raise ValueError("VideoJob.run: no output was given")
         writer = atomic_sequence if is_pattern(self.destination) else atomic_output
         with writer(self.destination, overwrite=self.options.overwrite) as temporary, \
                 av.open(str(temporary), "w") as output:
-            return _Encoder(self, output).run(remover)
+            return _Encoder(self, output).run(remover, on_frame)
 
 
 class _Encoder:
@@ -146,7 +147,7 @@ class _Encoder:
         #: input audio stream index -> (output stream, resampler when re-encoding, None when copying)
         self.audio_out: dict[int, tuple[av.AudioStream, av.AudioResampler | None]] = {}
 
-    def run(self, remover: BackgroundRemover) -> int:
+    def run(self, remover: BackgroundRemover, on_frame: Callable[[], None] | None) -> int:
         job = self.job
         progress = Progress(job.video.frames or None, shown=job.options.progress)
         written = 0
@@ -157,6 +158,8 @@ class _Encoder:
             self._mux(self.video_out.encode(self._output_frame(source, rgb, alpha)))
             written += 1
             progress.advance()
+            if on_frame is not None:
+                on_frame()
         if self.video_out is None:
             raise ProcessingError(f"no video frame could be decoded from {job.source}")
         self._mux(self.video_out.encode(None))
