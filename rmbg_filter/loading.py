@@ -22,11 +22,11 @@ import torch
 
 from .errors import Mention, ModelLoadError, first_line
 from .network import BriaRMBG, RMBGConfig
+from .options import MODEL_ENV
 
 __all__ = ["DEFAULT_MODEL", "MODEL_ENV", "load_network", "resolve_model"]
 
 DEFAULT_MODEL = "briaai/RMBG-1.4"
-MODEL_ENV = "RMBG_MODEL"
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".bin", ".pt", ".onnx")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.pth")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")

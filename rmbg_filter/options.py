@@ -20,7 +20,10 @@ from typing import Any
 
 from .errors import Mention, OptionError
 
-__all__ = ["ModelOptions", "OptionSpec", "QualityOptions", "all_specs", "specs", "split_keywords"]
+__all__ = ["MODEL_ENV", "ModelOptions", "OptionSpec", "QualityOptions", "all_specs", "specs", "split_keywords"]
+
+#: the environment variable that names the model when ``model`` is not given
+MODEL_ENV = "RMBG_MODEL"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from ..compositing import MODE_WORDS, parse_output
 from ..errors import InputError, Mention, OptionError, ProcessingError, Spelling, first_line
-from ..options import ModelOptions, QualityOptions, all_specs, specs, split_keywords
+from ..options import MODEL_ENV, ModelOptions, QualityOptions, all_specs, specs, split_keywords
 from .batch import FORMATS, Manifest
 from .pipe import PIXEL_FORMATS, parse_size
 
@@ -230,8 +230,6 @@ def _run_batch(args: argparse.Namespace, options: ModelOptions, quality: Quality
         raise InputError("--workers needs --ray (without it the files run one after another in this process)")
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers must be at least 1, got {args.workers}")
-    from ..loading import MODEL_ENV
-
     model = options.model or os.environ.get(MODEL_ENV)
     if model is not None and Path(model).exists():  # workers elsewhere get the same absolute path
         options = dataclasses.replace(options, model=str(Path(model).resolve()))
