@@ -12,7 +12,12 @@ from pathlib import Path
 import pytest
 from cli_helpers import CLI, one_error_line, run_cli
 
+from rmbg_filter import ModelOptions
+from rmbg_filter.cli.batch import BatchSettings, Manifest, fingerprint, plan
+from rmbg_filter.cli.batch_ray import worker_resources
 from rmbg_filter.cli.safe_output import atomic_output, remove_stale_temporaries
+from rmbg_filter.cli.video import VideoOptions
+from rmbg_filter.compositing import parse_output
 
 FAST = ("--model-size", "64", "-q")
 
@@ -132,7 +137,7 @@ def test_png_makes_a_folder_per_input_replaced_whole(folder: Path, tmp_path: Pat
     (["{missing}", "--out-dir", "{out}"], "input not found: {missing}"),
     (["{folder}/*.avi", "--out-dir", "{out}"], "{folder}/*.avi matches no file"),
     (["{empty}", "--out-dir", "{out}"], "no video file in the inputs given"),
-    (["{folder}/a.mp4", "{other}/a.mkv", "--out-dir", "{out}"], "would both be written as a"),
+    (["{folder}/a.mp4", "{other}/a.mkv", "--out-dir", "{out}"], "would both be written as {out}/a.mov"),
     (["{folder}/a.mp4", "--out-dir", "{folder}"], "is inside --out-dir"),
     (["{folder}/a.mp4", "--out-dir", "{folder}/notes.txt/out"], "cannot write {folder}/notes.txt/out/manifest.jsonl"),
 ])
@@ -175,14 +180,98 @@ def test_stale_temporaries_of_one_output_only(tmp_path: Path) -> None:
     with pytest.raises(KeyError), atomic_output(destination, overwrite=False) as temporary:
         assert remove_stale_temporaries(destination) == [temporary]  # the name the writer really uses
         raise KeyError  # a killed writer: its temporary is gone already, nothing to rename
-    stale = [tmp_path / name for name in (".a.abcd_f9h.partial.mov", ".a.mov.abcdefgh.partial", ".a.mov.abcdefgh.old")]
+    stale = [tmp_path / name for name in (".a.rmbg-abcd_f9h.partial.mov", ".a.mov.rmbg-abcdefgh.partial",
+                                          ".a.mov.rmbg-abcdefgh.old")]
     stale[0].write_bytes(b"")
     for folder in stale[1:]:
         (folder / "00001.png").parent.mkdir()
         (folder / "00001.png").write_bytes(b"")
-    kept = [tmp_path / name for name in (".a.b.abcdefgh.partial.mov", ".a.abcdefgh.partial.mkv", "a.mov", ".a.mov",
-                                         ".a.abcdefg.partial.mov", "a.abcdefgh.partial.mov")]
+    kept = [tmp_path / name for name in (".a.b.rmbg-abcdefgh.partial.mov", ".a.rmbg-abcdefgh.partial.mkv", "a.mov",
+                                         ".a.mov", ".a.rmbg-abcdefg.partial.mov", "a.rmbg-abcdefgh.partial.mov",
+                                         ".a.abcdefgh.partial.mov", ".a.mov.20240101.old")]
     for path in kept:
         path.write_bytes(b"")
     assert sorted(remove_stale_temporaries(destination)) == sorted(stale)
     assert all(path.exists() for path in kept) and not any(path.exists() for path in stale)
+
+
+def _settings(out: Path, **video: object) -> BatchSettings:
+    return BatchSettings(out, "mov", VideoOptions(parse_output("rgba"), **video), ModelOptions())
+
+
+def _done(settings: BatchSettings, source: Path) -> dict:
+    size, sha256 = fingerprint(source)
+    return {"input": str(source), "output": str(settings.output_of(source)), "status": "done", "frames": 1,
+            "seconds": 1.0, "error": None, "size": size, "sha256": sha256, "settings": settings.digest()}
+
+
+def test_plan_skips_only_what_this_input_made_with_these_settings(tmp_path: Path) -> None:
+    one, two = tmp_path / "a" / "clip.mp4", tmp_path / "b" / "clip.mp4"
+    for path, content in ((one, b"one"), (two, b"two")):
+        path.parent.mkdir()
+        path.write_bytes(content)
+    out = tmp_path / "out"
+    out.mkdir()
+    settings = _settings(out)
+    (out / "clip.mov").write_bytes(b"made")
+    made = _done(settings, one)
+
+    def planned(records: list, path: Path = one, settings: BatchSettings = settings, overwrite: bool = False):
+        tasks, decided = plan([path], settings, records, overwrite=overwrite)
+        return [task.input for task in tasks], [record["status"] for record in decided]
+
+    assert planned([made]) == ([], ["skipped"])
+    assert planned([made], settings=_settings(out, crf=30)) == ([str(one)], [])  # other settings: redone
+    assert planned([made, {**made, "status": "failed"}]) == ([str(one)], [])  # its last run failed: retried
+    assert planned([made, _done(settings, two)]) == ([str(one)], [])  # another input wrote there since
+    assert planned([]) == ([], ["failed"])  # not this batch's file: refused ...
+    refusal = plan([one], settings, [], overwrite=False)[1]
+    assert planned(refusal) == ([], ["failed"])  # ... and still refused next time
+    assert planned(refusal, overwrite=True) == ([str(one)], [])
+    one.write_bytes(b"new")  # same size, other content
+    assert planned([made]) == ([str(one)], [])
+
+
+def test_plan_passes_over_records_it_cannot_read(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    good = {"input": "/x/a.mp4", "output": str(out / "a.mov"), "status": "done"}
+    (out / "manifest.jsonl").write_bytes(b"\n".join([
+        json.dumps(good).encode(), b'{"input": "/x/b.mp4"}', b'{"input": 1, "output": "o", "status": "done"}',
+        b"[1, 2]", b'{"input": "/x/c.mp4", "output": "o", "status": "maybe"}', b"\xff\xfe not utf-8",
+        b'{"input": "/x/d.mp4", "outp']))
+    assert Manifest(out).records() == [good]
+    with Manifest(out).appending() as append:  # the cut line is ended before the next record
+        append({**good, "input": "/x/e.mp4"})
+    assert [record["input"] for record in Manifest(out).records()] == ["/x/a.mp4", "/x/e.mp4"]
+
+
+def test_a_second_batch_on_the_same_folder_is_refused(folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with Manifest(out).appending():
+        done = run_cli("batch", folder / "b.mkv", "--out-dir", out, "-q")
+    assert done.returncode == 2
+    assert one_error_line(done) == (f"rmbg-filter batch: error: another rmbg-filter batch is writing to {out}; "
+                                    "wait for it to finish or give another --out-dir")
+
+
+def test_a_format_that_cannot_hold_the_output_is_one_usage_error(folder: Path, tmp_path: Path) -> None:
+    done = run_cli("batch", folder, "--out-dir", tmp_path / "out", "--format", "mkv", "--crf", "10", "-q")
+    assert done.returncode == 2
+    assert one_error_line(done) == "rmbg-filter batch: error: --crf does not apply to ffv1; it is for libx264 and " \
+                                   "libvpx-vp9"
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("nodes", "workers", "device", "expected"), [
+    ([{"CPU": 1}, {"CPU": 1}], None, "auto", (2, {"num_cpus": 1})),
+    ([{"CPU": 16}], 4, "auto", (4, {"num_cpus": 4})),
+    ([{"CPU": 0}, {"CPU": 8}, {"CPU": 8}], None, "auto", (2, {"num_cpus": 8})),  # a head without CPUs for work
+    ([{"CPU": 16}, {"CPU": 2}], None, "auto", (2, {"num_cpus": 2})),  # every worker fits somewhere
+    ([{"CPU": 16, "GPU": 2}, {"CPU": 16, "GPU": 2}], None, "auto", (4, {"num_gpus": 1.0})),
+    ([{"CPU": 16, "GPU": 2}], 4, "cuda:1", (4, {"num_gpus": 0.5})),
+    ([{"CPU": 16, "GPU": 2}], None, "cpu", (1, {"num_cpus": 16})),
+])
+def test_worker_resources(nodes: list, workers: int | None, device: str, expected: tuple) -> None:
+    listed = [{"Alive": True, "Resources": resources} for resources in nodes] + [{"Alive": False, "Resources": {}}]
+    assert worker_resources(listed, workers, device) == expected

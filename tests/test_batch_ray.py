@@ -84,7 +84,30 @@ def cluster() -> Iterator[str]:
     finally:
         for node in reversed(nodes):
             _stop(node)
+        _kill_leftovers({node.pid for node in nodes})
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def _kill_leftovers(sessions: set[int], wait: float = 10) -> None:
+    """Stop the cluster's processes that outlived their node's process group: Ray Data's helper actors
+    take groups of their own (they exit a few seconds after the cluster), but stay in the session
+    that ``start_new_session`` gave each node."""
+    deadline = time.monotonic() + wait
+    while True:
+        left = []
+        for entry in Path("/proc").iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                if entry.name.isdigit():
+                    fields = (entry / "stat").read_text().rpartition(")")[2].split()
+                    if int(fields[3]) in sessions and fields[0] != "Z":
+                        left.append(int(entry.name))
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        time.sleep(0.5)
 
 
 def ffmpeg(*args: str) -> None:

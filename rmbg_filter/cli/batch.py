@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import glob
 import hashlib
 import itertools
@@ -22,13 +23,14 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import InputError, ProcessingError, first_line
 from ..options import ModelOptions
+from .encodings import choose_encoding
 from .safe_output import atomic_folder, remove_stale_temporaries
 from .video import VideoJob, VideoOptions
 
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     from ..engine import BackgroundRemover
 
 __all__ = ["FORMATS", "BatchProgress", "BatchSettings", "Manifest", "Record", "Task", "convert", "expand_inputs",
-           "plan", "run_batch"]
+           "failed_record", "plan", "run_batch"]
 
 #: what ``--format`` may be: a video container, or png for a folder of numbered PNGs per input
 FORMATS = ("mov", "webm", "mkv", "png")
@@ -44,6 +46,7 @@ FORMATS = ("mov", "webm", "mkv", "png")
 VIDEO_SUFFIXES = frozenset((".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mxf", ".ts", ".mts", ".m2ts",
                             ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ogv", ".y4m", ".gif", ".nut"))
 _PNG_PATTERN = "%05d.png"
+STATUSES = ("done", "failed", "skipped")
 
 
 @dataclass(frozen=True)
@@ -65,10 +68,20 @@ class BatchSettings:
 
     def digest(self) -> str:
         """A short hash of everything that shapes an output (format, modes, codec, model and quality
-        options): a rerun with other settings redoes the files."""
+        options, the background picture's content): a rerun with other settings redoes the files."""
         video = dataclasses.replace(self.video, overwrite=False, progress=False)
-        text = json.dumps([self.format, repr(video), repr(self.model)])
+        image = self.video.mode.image
+        background = fingerprint(image)[1] if image is not None and image.is_file() else None
+        text = json.dumps([self.format, repr(video), repr(self.model), background])
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def check(self) -> None:
+        """Raise InputError if the format cannot hold what ``--output`` makes, or ``--crf`` does not apply:
+        once for the batch, rather than once per file."""
+        probe = self.out_dir / (f"x/{_PNG_PATTERN}" if self.format == "png" else f"x.{self.format}")
+        video = self.video
+        choose_encoding(probe, video.mode, "yuv420p", (64, 64), codec=video.codec, pix_fmt=video.pix_fmt,
+                        crf=video.crf)
 
 
 @dataclass(frozen=True)
@@ -91,13 +104,14 @@ def _recorded_output(settings: BatchSettings, output: str) -> str:
     return str(Path(output) / _PNG_PATTERN) if settings.format == "png" else output
 
 
-def expand_inputs(words: Iterable[str], out_dir: Path) -> list[Path]:
-    """The files INPUT words name, in order, each once, as absolute paths.
+def expand_inputs(words: Iterable[str], settings: BatchSettings) -> list[Path]:
+    """The files INPUT words name, in order, each once, as absolute paths (symlinks kept: a link's
+    own name names its output).
 
     A word is a file, a folder (its files with a video suffix, not its subfolders) or a glob
     (``clips/**/*.mp4``; for shells that did not expand it). Raises InputError for a word that
-    names nothing, an input inside ``out_dir`` itself (outputs would become inputs), two inputs
-    whose outputs would collide, or no input at all.
+    names nothing, an input inside the output folder itself (outputs would become inputs), two
+    inputs whose outputs would collide (or one whose output would be the manifest), or no input.
     """
     found: list[Path] = []
     for word in words:
@@ -115,19 +129,22 @@ def expand_inputs(words: Iterable[str], out_dir: Path) -> list[Path]:
             found.extend(matches)
         else:
             raise InputError(f"input not found: {word}")
-    unique = list(dict.fromkeys(path.resolve() for path in found))
+    unique = list(dict.fromkeys(Path(os.path.abspath(path)) for path in found))
     if not unique:
         raise InputError("no video file in the inputs given (a folder contributes its files ending in "
                          f"{', '.join(sorted(VIDEO_SUFFIXES)[:4])}, ...)")
-    folder = out_dir.resolve()
-    stems: dict[str, Path] = {}
+    outputs: dict[Path, Path] = {}
     for path in unique:
-        if path.parent == folder:
-            raise InputError(f"{path} is inside --out-dir {out_dir}; keep inputs and outputs in different folders")
-        if path.stem in stems:
-            raise InputError(f"{stems[path.stem]} and {path} would both be written as {path.stem}; rename one or "
+        output = settings.output_of(path)
+        if path.parent == settings.out_dir:
+            raise InputError(f"{path} is inside --out-dir {settings.out_dir}; keep inputs and outputs in "
+                             "different folders")
+        if output.name == Manifest.NAME:
+            raise InputError(f"{path} would be written over the manifest; rename it")
+        if output in outputs:
+            raise InputError(f"{outputs[output]} and {path} would both be written as {output}; rename one or "
                              "run them in separate batches")
-        stems[path.stem] = path
+        outputs[output] = path
     return unique
 
 
@@ -144,31 +161,34 @@ def _exists(output: Path) -> bool:
 
 
 class Manifest:
-    """``DIR/manifest.jsonl``: appended to, one line per record, each flushed to disk as it comes."""
+    """``DIR/manifest.jsonl``: appended to, one line per record, each flushed to disk as it comes.
+
+    One batch at a time writes it: ``appending`` holds an exclusive lock on it for the run.
+    """
 
     NAME = "manifest.jsonl"
 
     def __init__(self, out_dir: Path) -> None:
         self.path = out_dir / self.NAME
 
-    def latest(self) -> dict[str, Record]:
-        """Each input's last record. Lines that do not parse (a write cut by a crash) are passed over."""
-        records: dict[str, Record] = {}
+    def records(self) -> list[Record]:
+        """Every well-formed record, oldest first. Lines that do not parse (a write cut by a crash, an
+        edit) or lack a field that reruns read are passed over."""
         if not self.path.is_file():
-            return records
-        with self.path.open(encoding="utf-8") as file:
+            return []
+        records = []
+        with self.path.open(encoding="utf-8", errors="replace") as file:
             for line in file:
                 with contextlib.suppress(ValueError):
                     record = json.loads(line)
-                    if isinstance(record, dict) and isinstance(record.get("input"), str):
-                        records[record["input"]] = record
+                    if _well_formed(record):
+                        records.append(record)
         return records
 
     @contextlib.contextmanager
     def appending(self) -> Iterator[Callable[[Record], None]]:
-        """Yield a function that appends one record and syncs it; the folder is made if needed.
-
-        Raises InputError when the manifest cannot be opened for writing."""
+        """Lock the manifest and yield a function that appends one record and syncs it; the folder is
+        made if needed. Raises InputError when the manifest cannot be written, or another batch has it."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             file = self.path.open("a", encoding="utf-8")
@@ -176,6 +196,11 @@ class Manifest:
             raise InputError(f"cannot write {self.path} ({first_line(error)}); give a writable --out-dir") \
                 from error
         with file:
+            try:
+                fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise InputError(f"another rmbg-filter batch is writing to {self.path.parent}; wait for it to "
+                                 "finish or give another --out-dir") from None
             if file.tell() and not self._ends_with_newline():
                 file.write("\n")  # a crash cut the last line: start a fresh one
 
@@ -192,27 +217,37 @@ class Manifest:
             return file.read(1) == b"\n"
 
 
-def plan(inputs: list[Path], settings: BatchSettings, previous: dict[str, Record], *,
+def _well_formed(record: object) -> bool:
+    """Whether a parsed line is a record that reruns can read: paths and status as written here."""
+    return isinstance(record, dict) and isinstance(record.get("input"), str) \
+        and isinstance(record.get("output"), str) and record.get("status") in STATUSES
+
+
+def plan(inputs: list[Path], settings: BatchSettings, previous: list[Record], *,
          overwrite: bool) -> tuple[list[Task], list[Record]]:
     """The tasks to run, and the records of inputs decided without work (skipped, or refused).
 
-    Skipped: the last record is done or skipped, for the same size, SHA-256 and settings, and its
-    output is still there. Refused (failed): the output exists but no record says this batch made it,
-    unless ``overwrite``. The file is hashed only when its size matches the record.
+    ``previous``: the manifest's records, oldest first. Skipped: the input's last record is done
+    or skipped, the last record that made its output is that same record (no other input wrote
+    there since), for the same size, SHA-256 and settings, and the output is still there. Refused
+    (failed): the output exists but no done record says this batch made it, unless ``overwrite``.
+    The file is hashed only when all else matches.
     """
     digest = settings.digest()
+    last_of_input = {record["input"]: record for record in previous}
+    maker_of_output = {record["output"]: record for record in previous if record["status"] in ("done", "skipped")}
     tasks: list[Task] = []
     decided: list[Record] = []
     for path in inputs:
         output = settings.output_of(path)
-        record = previous.get(str(path))
-        ours = record is not None and record.get("output") == _recorded_output(settings, str(output))
-        if ours and record["status"] in ("done", "skipped") and record.get("settings") == digest \
-                and _exists(output) and _same_content(path, record):
-            decided.append({**record, "status": "skipped", "seconds": 0.0, "error": None,
+        last = last_of_input.get(str(path))
+        maker = maker_of_output.get(_recorded_output(settings, str(output)))
+        if last is not None and last is maker and last.get("settings") == digest and _exists(output) \
+                and _same_content(path, last):
+            decided.append({**last, "status": "skipped", "seconds": 0.0, "error": None,
                             "host": socket.gethostname()})
-        elif output.exists() and not ours and not overwrite:
-            decided.append(_record(Task(str(path), str(output)), settings, "failed", error=(
+        elif output.exists() and maker is None and not overwrite:
+            decided.append(failed_record(Task(str(path), str(output)), settings, (
                 f"{output} already exists and this batch's manifest did not make it; remove it or pass "
                 "--overwrite (or -y)")))
         else:
@@ -222,7 +257,8 @@ def plan(inputs: list[Path], settings: BatchSettings, previous: dict[str, Record
 
 def _same_content(path: Path, record: Record) -> bool:
     try:
-        return path.stat().st_size == record.get("size") and fingerprint(path) == (record["size"], record["sha256"])
+        return path.stat().st_size == record.get("size") and fingerprint(path) == (record.get("size"),
+                                                                                     record.get("sha256"))
     except OSError:
         return False
 
@@ -260,6 +296,11 @@ def convert(remover: BackgroundRemover, task: Task, settings: BatchSettings,
                    size=size, sha256=sha256)
 
 
+def failed_record(task: Task, settings: BatchSettings, error: str) -> Record:
+    """The record of a task that failed without its worker saying so (the worker died, or the job did)."""
+    return _record(task, settings, "failed", error=error)
+
+
 def _write(remover: BackgroundRemover, source: Path, output: Path, settings: BatchSettings,
            on_frame: Callable[[], None] | None) -> int:
     """Write ``output`` from ``source`` (replacing it: the plan allowed it); returns the frames written."""
@@ -272,7 +313,7 @@ def _write(remover: BackgroundRemover, source: Path, output: Path, settings: Bat
 
 
 def run_here(tasks: list[Task], settings: BatchSettings, load: Callable[[], BackgroundRemover],
-             progress: BatchProgress) -> Iterator[Record]:
+             progress: BatchProgress) -> Generator[Record, None, None]:
     """Convert the tasks one after another in this process, the model loaded once (when the first task needs it)."""
     remover = load() if tasks else None
     for task in tasks:
@@ -294,17 +335,19 @@ class BatchProgress:
         self._draw(force=True)
 
     def frame(self) -> None:
+        """Count one frame written (here: as it is encoded)."""
         self.frames += 1
         self._draw()
 
+    def add_frames(self, count: int) -> None:
+        """Count a finished file's frames at once (on a cluster, where frames are not seen one by one)."""
+        self.frames += count
+
     def file_done(self, record: Record) -> None:
-        """Count a finished file (its frames too, when they were not counted one by one)."""
+        """Count a finished file, and a failure."""
         self.files += 1
         self.failed += record["status"] == "failed"
         self._draw(force=True)
-
-    def add_frames(self, count: int) -> None:
-        self.frames += count
 
     def _draw(self, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -323,13 +366,6 @@ class BatchProgress:
             self.stream.write("\r\033[K")
             self.stream.flush()
 
-    def finish(self) -> None:
-        if self.shown and self.total:
-            self.current = ""
-            self._draw(force=True)
-            self.stream.write("\n")
-            self.stream.flush()
-
 
 def run_batch(words: list[str], settings: BatchSettings, load: Callable[[], BackgroundRemover], *,
               overwrite: bool, ray: str | None, workers: int | None, shown: bool) -> dict[str, int]:
@@ -338,14 +374,19 @@ def run_batch(words: list[str], settings: BatchSettings, load: Callable[[], Back
 
     ``ray``: None runs here (``load`` gives the model, called only if a file needs it), else the
     cluster address for ``batch_ray``. Each failure is also a line on stderr as it happens. Usage
-    problems (no inputs, an unwritable folder, no cluster) raise InputError.
+    problems (no inputs, an unwritable folder, a format that cannot hold the output, no cluster)
+    raise InputError before any file is touched. What killed writers left beside the outputs
+    (SIGKILL) is swept first, under the manifest's lock.
     """
-    inputs = expand_inputs(words, settings.out_dir)
+    settings.check()
+    inputs = expand_inputs(words, settings)
     manifest = Manifest(settings.out_dir)
-    counts = {"done": 0, "skipped": 0, "failed": 0}
+    counts = dict.fromkeys(STATUSES, 0)
+    progress = BatchProgress(len(inputs), shown=shown)
     with manifest.appending() as append:
-        tasks, decided = plan(inputs, settings, manifest.latest(), overwrite=overwrite)
-        progress = BatchProgress(len(inputs), shown=shown)
+        for path in inputs:
+            remove_stale_temporaries(settings.output_of(path))
+        tasks, decided = plan(inputs, settings, manifest.records(), overwrite=overwrite)
         if ray is None:
             records = run_here(tasks, settings, load, progress)
         else:
@@ -363,9 +404,9 @@ def run_batch(words: list[str], settings: BatchSettings, load: Callable[[], Back
                     progress.clear()
                     print(f"rmbg-filter batch: failed: {record['input']}: {record['error']}", file=sys.stderr)
         finally:
+            progress.clear()  # the command's last line starts on a clean line, interrupted or not
             records.close()  # a cluster is left before its workers' leftovers are swept
             for task in tasks:
                 if task.input not in finished:
                     remove_stale_temporaries(Path(task.output))
-    progress.finish()
     return counts

@@ -5,37 +5,46 @@ scheduling and of retry), then ``map_batches`` with ``FileWorker``: an actor
 that loads the model once and converts one file per call (``batch_size=1``).
 Each worker asks for one GPU where the cluster has GPUs, otherwise a share of
 the CPUs. Ray restarts an actor that dies (a SIGKILL, a lost node) and retries
-its file there; ``batch.convert`` first clears what the dead writer left. The
-records stream back to this process, which alone writes the manifest.
+its file, up to ``ATTEMPTS`` tries; ``batch.convert`` first clears what the dead
+writer left. The records stream back to this process, which alone writes the
+manifest.
 
 Ray is imported only here (``pip install 'rmbg-filter[ray]'``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-from collections.abc import Iterator
+import signal
+import threading
+from collections.abc import Generator
 from typing import Any
 
 import numpy as np
 
 from ..errors import InputError, first_line
-from .batch import BatchProgress, BatchSettings, Record, Task, convert
+from .batch import BatchProgress, BatchSettings, Record, Task, convert, failed_record
 
-__all__ = ["FileWorker", "run_on_ray", "worker_resources"]
+__all__ = ["ATTEMPTS", "FileWorker", "run_on_ray", "worker_resources"]
+
+
+#: tries a file gets when its worker dies on it (a crash, the OOM killer, a SIGKILL, a lost node)
+ATTEMPTS = 3
 
 
 class FileWorker:
     """A Ray Data actor: the model, loaded once; each call converts the files of a batch (one, here)."""
 
     def __init__(self, settings: BatchSettings) -> None:
-        from ..engine import build
-        from .main import keep_freed_memory
+        from .main import load_engine
 
-        keep_freed_memory()
+        options = settings.model
+        if options.device.startswith("cuda:"):  # Ray gives each worker one GPU: CUDA_VISIBLE_DEVICES numbers it 0
+            options = dataclasses.replace(options, device="cuda")
         self.settings = settings
-        self.remover = build(settings.model)
+        self.remover = load_engine(options)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[str]]:
         """``batch``: columns ``input`` and ``output`` (paths); returns the column ``record`` (JSON text)."""
@@ -43,29 +52,33 @@ class FileWorker:
         return {"record": [json.dumps(convert(self.remover, task, self.settings)) for task in tasks]}
 
 
-def worker_resources(resources: dict[str, float], nodes: list[dict[str, Any]], workers: int | None,
-                     device: str) -> tuple[int, dict[str, float]]:
-    """How many workers, and what each asks Ray for, on a cluster with ``resources`` (``cluster_resources()``).
+def worker_resources(nodes: list[dict[str, Any]], workers: int | None, device: str) -> tuple[int, dict[str, float]]:
+    """How many workers, and what each asks Ray for, on a cluster of ``nodes`` (``ray.nodes()``).
 
-    GPUs (unless ``device`` is cpu): one worker per GPU by default, each ``num_gpus=1``. Otherwise one
-    worker per node by default, each asking ``num_cpus`` = an even share of the CPUs, at most the
-    largest node's (torch in a worker uses that many threads: Ray sets OMP_NUM_THREADS to it).
+    With GPUs (and ``device`` not cpu): one worker per GPU by default, each ``num_gpus=1`` (a share
+    of one when more workers than GPUs are asked for). Otherwise, over the nodes that have CPUs:
+    one worker per node by default, each asking ``num_cpus`` = the smallest such node's CPUs over
+    the workers a node must hold, so that every worker fits somewhere. torch in a worker uses that
+    many threads (Ray sets OMP_NUM_THREADS to it; to 1 for a GPU worker).
     """
-    gpus = int(resources.get("GPU", 0)) if device in ("auto", "cuda") or device.startswith("cuda:") else 0
-    if gpus:
-        return workers or gpus, {"num_gpus": 1}
-    alive = [node for node in nodes if node.get("Alive")]
-    count = workers or max(len(alive), 1)
-    largest = max((int(node.get("Resources", {}).get("CPU", 0)) for node in alive), default=1)
-    share = max(1, min(int(resources.get("CPU", 1)) // count, largest))
-    return count, {"num_cpus": share}
+    alive = [node.get("Resources", {}) for node in nodes if node.get("Alive")]
+    gpus = sum(int(resources.get("GPU", 0)) for resources in alive)
+    if gpus and (device in ("auto", "cuda") or device.startswith("cuda:")):
+        count = workers or gpus
+        return count, {"num_gpus": min(1.0, gpus / count)}
+    cpus = [int(resources.get("CPU", 0)) for resources in alive if resources.get("CPU", 0) >= 1] or [1]
+    count = workers or len(cpus)
+    per_node = -(-count // len(cpus))
+    return count, {"num_cpus": max(1, min(cpus) // per_node)}
 
 
 def run_on_ray(tasks: list[Task], settings: BatchSettings, address: str, workers: int | None,
-               progress: BatchProgress) -> Iterator[Record]:
+               progress: BatchProgress) -> Generator[Record, None, None]:
     """Run the tasks on the cluster at ``address`` (``auto``, ``local`` or ``host:port``); records as files finish.
 
-    Raises InputError when the cluster cannot be reached or a worker cannot load the model.
+    Every task gets a record: a file whose worker died ``ATTEMPTS`` times, or that the job never
+    reached because the job itself failed, gets a failed one. Raises InputError when Ray is not
+    installed or the cluster cannot be joined.
     """
     if not tasks:
         return
@@ -74,29 +87,42 @@ def run_on_ray(tasks: list[Task], settings: BatchSettings, address: str, workers
         import ray.data
     except ImportError as error:
         raise InputError("--ray needs Ray: pip install 'rmbg-filter[ray]'") from error
-    # Ray's own chatter (start-up notes, the executor's INFO lines, its C++ core's warnings) stays in
-    # the session's log files; this command's lines are the per-file failures and the summary
-    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    # Ray's own chatter (start-up notes, the executor's lines, a dropped file's traceback) stays in the
+    # session's log files; this command's lines are the per-file failures and the summary
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)
+    terminate = signal.getsignal(signal.SIGTERM)
     try:
         ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False,
                  include_dashboard=False if address == "local" else None)
     except (ConnectionError, ValueError, RuntimeError) as error:
         raise InputError(f"--ray {address}: cannot join a Ray cluster ({first_line(error)})") from error
+    finally:
+        if terminate is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, terminate)  # ray.init's handler exits 15 without cleaning up
+    reported: set[str] = set()
+    failure = f"its worker died {ATTEMPTS} times on it (a crash, or killed: out of memory?); Ray's logs say more"
     try:
-        count, asks = worker_resources(ray.cluster_resources(), ray.nodes(), workers, settings.model.device)
+        count, asks = worker_resources(ray.nodes(), workers, settings.model.device)
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.print_on_execution_start = False
+        context.execution_no_progress_timeout_s = -1  # one file may take hours: that is not a stall
+        context.max_errored_blocks = -1  # a file given up on is a failed record, not the end of the job
         items = [{"input": task.input, "output": task.output} for task in tasks]
-        records = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-            FileWorker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=min(count, len(tasks))),
-            fn_constructor_kwargs={"settings": settings}, **asks)
-        for row in records.iter_rows():
+        pool = ray.data.ActorPoolStrategy(size=min(count, len(tasks)), max_tasks_in_flight_per_actor=1)
+        rows = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+            FileWorker, batch_size=1, compute=pool, fn_constructor_kwargs={"settings": settings},
+            max_task_retries=ATTEMPTS - 1, **asks).iter_rows()
+        for row in rows:
             record = json.loads(row["record"])
+            reported.add(record["input"])
             progress.add_frames(record["frames"])
             yield record
-    except ray.exceptions.RayError as error:
+    except Exception as error:  # the job itself failed (a lost head, Ray's own errors): the rest are failed
         cause = getattr(error, "cause", None) or error
-        raise InputError(f"the Ray job failed: {type(cause).__name__}: {first_line(cause)}") from error
+        failure = f"the Ray job failed: {type(cause).__name__}: {first_line(cause)}"
     finally:
-        ray.shutdown()
+        ray.shutdown(wait_for_processes=True)
+    for task in tasks:
+        if task.input not in reported:
+            yield failed_record(task, settings, failure)

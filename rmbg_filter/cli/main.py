@@ -179,7 +179,7 @@ def keep_freed_memory() -> None:
         libc.mallopt(option, 1 << 30)
 
 
-def _load(options: ModelOptions) -> BackgroundRemover:
+def load_engine(options: ModelOptions) -> BackgroundRemover:
     """The engine ``options`` ask for."""
     from ..engine import build
 
@@ -192,7 +192,7 @@ def _run(args: argparse.Namespace) -> None:
     if args.command == "image":
         from .image import remove_background_from_image
 
-        width, height = remove_background_from_image(lambda: _load(options), args.input, args.output, args.mode,
+        width, height = remove_background_from_image(lambda: load_engine(options), args.input, args.output, args.mode,
                                                      quality, overwrite=args.overwrite)
         print(f"wrote {args.output} ({width}x{height}, {args.mode.kind})", file=sys.stderr)
     elif args.command == "pipe":
@@ -201,7 +201,7 @@ def _run(args: argparse.Namespace) -> None:
         stream = PipeOptions(args.size, args.pix_fmt, args.mode, args.out_format == "y4m", quality)
         # unbuffered: a read left waiting on stdin when the command is interrupted holds no lock
         # that the interpreter's exit would wait for (it aborts instead)
-        run_pipe(lambda: _load(options), stream, sys.stdin.buffer.raw, sys.stdout.buffer)
+        run_pipe(lambda: load_engine(options), stream, sys.stdin.buffer.raw, sys.stdout.buffer)
     elif args.command == "video":
         from .video import VideoJob, VideoOptions
 
@@ -210,7 +210,7 @@ def _run(args: argparse.Namespace) -> None:
         video = VideoOptions(args.mode, args.codec, args.pix_fmt, args.crf, args.overwrite,
                              progress=sys.stderr.isatty() and not args.quiet, quality=quality)
         with VideoJob(args.input, args.output, video, args.preview) as job:
-            remover = _load(options)
+            remover = load_engine(options)
             if args.preview is not None:
                 rows = job.preview(remover)
                 print(f"wrote {args.preview} ({rows} frames: original | alpha | cut-out)", file=sys.stderr)
@@ -232,10 +232,11 @@ def _run_batch(args: argparse.Namespace, options: ModelOptions, quality: Quality
         raise InputError(f"--workers must be at least 1, got {args.workers}")
     model = options.model or os.environ.get(MODEL_ENV)
     if model is not None and Path(model).exists():  # workers elsewhere get the same absolute path
-        options = dataclasses.replace(options, model=str(Path(model).resolve()))
-    video = VideoOptions(args.mode, args.codec, args.pix_fmt, args.crf, quality=quality)
-    settings = BatchSettings(args.out_dir.resolve(), args.format, video, options)
-    counts = run_batch(args.inputs, settings, lambda: _load(options), overwrite=args.overwrite, ray=args.ray,
+        options = dataclasses.replace(options, model=str(Path(model).absolute()))
+    mode = args.mode if args.mode.image is None else dataclasses.replace(args.mode, image=args.mode.image.absolute())
+    video = VideoOptions(mode, args.codec, args.pix_fmt, args.crf, quality=quality)
+    settings = BatchSettings(args.out_dir.absolute(), args.format, video, options)
+    counts = run_batch(args.inputs, settings, lambda: load_engine(options), overwrite=args.overwrite, ray=args.ray,
                        workers=args.workers, shown=sys.stderr.isatty() and not args.quiet)
     total = sum(counts.values())
     tally = f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed"

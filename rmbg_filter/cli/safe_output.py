@@ -51,8 +51,8 @@ def atomic_output(destination: Path, *, overwrite: bool) -> Iterator[Path]:
     ``overwrite`` is false, or if its folder does not exist.
     """
     check_destination(destination, overwrite=overwrite)
-    handle, name = tempfile.mkstemp(prefix=f".{destination.stem}.", suffix=f".partial{destination.suffix}",
-                                    dir=destination.parent)  # the name remove_stale_temporaries knows
+    handle, name = tempfile.mkstemp(prefix=f".{destination.stem}.{_MARK}", suffix=f".partial{destination.suffix}",
+                                    dir=destination.parent)
     os.close(handle)
     temporary = Path(name)
     try:
@@ -89,37 +89,52 @@ def atomic_sequence(pattern: Path, *, overwrite: bool) -> Iterator[Path]:
 def atomic_folder(destination: Path) -> Iterator[Path]:
     """Yield a temporary folder beside ``destination`` that replaces it, whole, on success.
 
-    A folder already at ``destination`` is moved aside, the new one renamed in, and the old one
-    deleted: readers see the old folder or the new one, never a mix. On failure the temporary goes.
+    A folder already at ``destination`` is moved aside, the new one renamed in (the old one is put
+    back if that fails), and the old one deleted: readers see the old folder or the new one, never
+    a mix (for an instant, neither). On failure the temporary goes.
     """
     if not destination.parent.is_dir():
         raise InputError(f"cannot write {destination}: folder {destination.parent} does not exist")
-    temporary = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".partial", dir=destination.parent))
+    temporary = _temporary_folder(destination, "partial")
     try:
         yield temporary
         os.chmod(temporary, 0o777 & ~_umask())
-        if destination.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".old", dir=destination.parent))
-            os.replace(destination, old / destination.name)
+        if not destination.exists():
             os.replace(temporary, destination)
-            shutil.rmtree(old)
-        else:
+            return
+        old = _temporary_folder(destination, "old")
+        os.replace(destination, old / destination.name)
+        try:
             os.replace(temporary, destination)
+        except BaseException:
+            os.replace(old / destination.name, destination)
+            raise
+        finally:
+            shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
+
+
+#: what every temporary name here carries after the destination's name, before 8 random characters:
+#: ``.clip.rmbg-x1y2z3w4.partial.mov``; ``remove_stale_temporaries`` matches nothing else
+_MARK = "rmbg-"
+
+
+def _temporary_folder(destination: Path, kind: str) -> Path:
+    """A new folder ``.NAME.rmbg-XXXXXXXX.KIND`` beside ``destination``."""
+    return Path(tempfile.mkdtemp(prefix=f".{destination.name}.{_MARK}", suffix=f".{kind}", dir=destination.parent))
 
 
 def remove_stale_temporaries(destination: Path) -> list[Path]:
     """Delete what killed writers of ``destination`` left beside it; returns what was deleted.
 
-    Those are ``atomic_output``'s temporary files and ``atomic_folder``'s temporary and
-    old folders: ``.NAME.XXXXXXXX.partial.SUFFIX``, ``.NAME.XXXXXXXX.partial`` and
-    ``.NAME.XXXXXXXX.old`` (8 random characters), so ``a.mov`` never matches ``a.b.mov``'s.
-    Only for a destination that no live process is writing.
+    Those are ``atomic_output``'s temporary files, ``.STEM.rmbg-XXXXXXXX.partial.SUFFIX``, and
+    ``atomic_folder``'s folders, ``.NAME.rmbg-XXXXXXXX.partial`` and ``.old`` (8 random characters):
+    ``a.mov``'s never match ``a.b.mov``'s. Only for a destination that no live process is writing.
     """
-    stem, suffix = re.escape(destination.stem), re.escape(destination.suffix)
-    names = re.compile(rf"\.{stem}\.[a-z0-9_]{{8}}\.partial{suffix}|"
-                       rf"\.{re.escape(destination.name)}\.[a-z0-9_]{{8}}\.(partial|old)")
+    stem, suffix, name = (re.escape(part) for part in (destination.stem, destination.suffix, destination.name))
+    random = rf"{_MARK}[a-z0-9_]{{8}}"
+    names = re.compile(rf"\.{stem}\.{random}\.partial{suffix}|\.{name}\.{random}\.(partial|old)")
     removed = []
     if destination.parent.is_dir():
         for path in destination.parent.iterdir():
