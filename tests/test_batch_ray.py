@@ -189,3 +189,22 @@ def test_a_library_on_two_nodes_survives_a_killed_worker_and_reruns_for_nothing(
     rerun = _manifest(out)[6:]
     assert sorted(record["status"] for record in rerun) == ["failed"] + ["skipped"] * 5
     assert {path.name: path.stat().st_mtime_ns for path in out.iterdir() if path.suffix == ".mov"} == made
+
+
+def test_sigterm_during_a_cluster_run_exits_143_and_leaves_no_partial_output(
+        cluster: str, library: Path, tmp_path: Path, checkpoints) -> None:
+    out = tmp_path / "out"
+    env = {**ENV, "RMBG_MODEL": str(checkpoints["safetensors"])}
+    process = subprocess.Popen([str(CLI), "batch", str(library / "long.mp4"), "--out-dir", str(out), "--ray", cluster,
+                                *FAST], env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while process.poll() is None and time.monotonic() < deadline and not (
+            out.is_dir() and next(out.glob(".long.*.partial.mov"), None)):
+        time.sleep(0.05)
+    assert process.poll() is None, "the batch ended before its file was being written: SIGTERM would test nothing"
+    process.terminate()
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert stderr.strip().splitlines()[-1] == "rmbg-filter batch: terminated"
+    assert sorted(path.name for path in out.iterdir()) == ["manifest.jsonl"]
+    assert (out / "manifest.jsonl").read_text() == ""

@@ -48,6 +48,7 @@ def test_the_readme_has_the_examples() -> None:
     commands = readme_commands()
     assert sum("| rmbg-filter pipe" in c for c in commands) == 5
     assert sum(c.startswith("rmbg-filter video") for c in commands) == 8
+    assert sum(c.startswith("rmbg-filter batch") for c in commands) == 3
     assert sum("rmbg-filter image" in c for c in commands) == 7
     assert sum(c.startswith("vspipe") for c in commands) == 2
     assert sum(c.startswith("gst-launch-1.0") for c in commands) == 4

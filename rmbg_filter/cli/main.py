@@ -1,9 +1,10 @@
 """The ``rmbg-filter`` command line.
 
 Exit status: 0 success; 2 a usage or input error (bad option, missing or
-unreadable input, existing output, unusable model); 1 any other failure;
-130 interrupted (SIGINT, Ctrl-C); 143 terminated (SIGTERM). Every error is
-one line on stderr; an interrupted or terminated command leaves no output.
+unreadable input, existing output, unusable model); 1 any other failure
+(for ``batch``: any input failed, each recorded in its manifest); 130
+interrupted (SIGINT, Ctrl-C); 143 terminated (SIGTERM). Every error is one
+line on stderr; an interrupted or terminated command leaves no output.
 """
 
 from __future__ import annotations
