@@ -140,6 +140,7 @@ def test_png_makes_a_folder_per_input_replaced_whole(folder: Path, tmp_path: Pat
     (["{folder}/a.mp4", "{other}/a.mkv", "--out-dir", "{out}"], "would both be written as {out}/a.mov"),
     (["{folder}/a.mp4", "--out-dir", "{folder}"], "is inside --out-dir"),
     (["{folder}/a.mp4", "--out-dir", "{folder}/notes.txt/out"], "cannot write {folder}/notes.txt/out/manifest.jsonl"),
+    (["{folder}/b.mkv", "--out-dir", "{out}", "--ray", "127.0.0.1:1"], "no Ray cluster answers at "),
 ])
 def test_usage_errors_are_one_line_and_exit_2(words: list[str], message: str, folder: Path, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()

@@ -18,7 +18,9 @@ import dataclasses
 import json
 import logging
 import signal
+import socket
 import threading
+import warnings
 from collections.abc import Generator
 from typing import Any
 
@@ -30,6 +32,8 @@ from .batch import BatchProgress, BatchSettings, Record, Task, convert, failed_r
 __all__ = ["ATTEMPTS", "FileWorker", "run_on_ray", "worker_resources"]
 
 
+#: how long the cluster's address may take to answer before --ray gives up
+CONNECT_SECONDS = 5
 #: tries a file gets when its worker dies on it (a crash, the OOM killer, a SIGKILL, a lost node)
 ATTEMPTS = 3
 
@@ -72,6 +76,29 @@ def worker_resources(nodes: list[dict[str, Any]], workers: int | None, device: s
     return count, {"num_cpus": max(1, min(cpus) // per_node)}
 
 
+def _check_reachable(address: str) -> None:
+    """Raise InputError unless a cluster answers at ``address`` (``auto``: the one ``ray start`` last
+    recorded on this machine, or $RAY_ADDRESS): ``ray.init`` would instead retry a dead address for
+    minutes, printing a warning every few seconds. ``local`` and ``ray://`` addresses are not probed."""
+    if address == "local" or address.startswith("ray://"):
+        return
+    from ray._private.services import canonicalize_bootstrap_address
+
+    try:
+        resolved = canonicalize_bootstrap_address(address)
+    except (ConnectionError, ValueError) as error:
+        raise InputError(f"--ray {address}: {first_line(error)}") from error
+    if resolved is None:
+        raise InputError(f"--ray {address}: no Ray cluster is running here; start one with `ray start --head`, "
+                         "or use --ray local")
+    host, _, port = resolved.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS).close()
+    except (OSError, ValueError) as error:
+        raise InputError(f"--ray {address}: no Ray cluster answers at {resolved} ({first_line(error)}); start one "
+                         "with `ray start --head`, or use --ray local") from error
+
+
 def run_on_ray(tasks: list[Task], settings: BatchSettings, address: str, workers: int | None,
                progress: BatchProgress) -> Generator[Record, None, None]:
     """Run the tasks on the cluster at ``address`` (``auto``, ``local`` or ``host:port``); records as files finish.
@@ -90,6 +117,7 @@ def run_on_ray(tasks: list[Task], settings: BatchSettings, address: str, workers
     # Ray's own chatter (start-up notes, the executor's lines, a dropped file's traceback) stays in the
     # session's log files; this command's lines are the per-file failures and the summary
     logging.getLogger("ray.data").setLevel(logging.CRITICAL)
+    _check_reachable(address)
     terminate = signal.getsignal(signal.SIGTERM)
     try:
         ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False,
@@ -110,9 +138,13 @@ def run_on_ray(tasks: list[Task], settings: BatchSettings, address: str, workers
         context.max_errored_blocks = -1  # a file given up on is a failed record, not the end of the job
         items = [{"input": task.input, "output": task.output} for task in tasks]
         pool = ray.data.ActorPoolStrategy(size=min(count, len(tasks)), max_tasks_in_flight_per_actor=1)
-        rows = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-            FileWorker, batch_size=1, compute=pool, fn_constructor_kwargs={"settings": settings},
-            max_task_retries=ATTEMPTS - 1, **asks).iter_rows()
+        with warnings.catch_warnings():
+            # max_task_retries has no named parameter yet: Ray 2.60 warns that extra remote arguments go in
+            # 2.64 (pyproject keeps Ray below it); without it a file that kills its worker is retried forever
+            warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+            rows = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+                FileWorker, batch_size=1, compute=pool, fn_constructor_kwargs={"settings": settings},
+                max_task_retries=ATTEMPTS - 1, **asks).iter_rows()
         for row in rows:
             record = json.loads(row["record"])
             reported.add(record["input"])
