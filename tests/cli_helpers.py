@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -26,3 +27,13 @@ def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
     assert len(lines) == 1, done.stderr
     assert "Traceback" not in done.stderr
     return lines[0]
+
+
+def ffmpeg(*args: str) -> None:
+    """Run ffmpeg quietly, overwriting its output; raises if it fails."""
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True)
+
+
+def read_manifest(out: Path) -> list[dict]:
+    """Every record of ``out``'s batch manifest, oldest first."""
+    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import CLI, one_error_line, run_cli
+from cli_helpers import CLI, ffmpeg, one_error_line, read_manifest, run_cli
 
 from rmbg_filter import ModelOptions
 from rmbg_filter.cli.batch import BatchSettings, Manifest, fingerprint, plan
@@ -20,10 +20,6 @@ from rmbg_filter.cli.video import VideoOptions
 from rmbg_filter.compositing import parse_output
 
 FAST = ("--model-size", "64", "-q")
-
-
-def ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True)
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +35,6 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def manifest(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
-
-
 def statuses(records: list[dict]) -> dict[str, str]:
     return {Path(record["input"]).name: record["status"] for record in records}
 
@@ -56,7 +48,7 @@ def test_a_folder_its_manifest_and_reruns(folder: Path, tmp_path: Path, checkpoi
         f"rmbg-filter batch: error: 1 of 3 inputs failed (2 done, 0 skipped, 1 failed); see {out}/manifest.jsonl")
     assert f"rmbg-filter batch: failed: {folder / 'broken.mp4'}: cannot read" in done.stderr
     assert "Traceback" not in done.stderr
-    first = manifest(out)
+    first = read_manifest(out)
     assert statuses(first) == {"a.mp4": "done", "b.mkv": "done", "broken.mp4": "failed"}
     by_name = {Path(record["input"]).name: record for record in first}
     assert by_name["a.mp4"]["output"] == str(out / "a.mov") and by_name["a.mp4"]["frames"] == 5
@@ -71,14 +63,14 @@ def test_a_folder_its_manifest_and_reruns(folder: Path, tmp_path: Path, checkpoi
     made = (out / "a.mov").stat().st_mtime_ns
     again = run_cli("batch", folder, "--out-dir", out, *FAST, model=model)
     assert again.returncode == 1
-    assert statuses(manifest(out)[3:]) == {"a.mp4": "skipped", "b.mkv": "skipped", "broken.mp4": "failed"}
+    assert statuses(read_manifest(out)[3:]) == {"a.mp4": "skipped", "b.mkv": "skipped", "broken.mp4": "failed"}
     assert (out / "a.mov").stat().st_mtime_ns == made
 
     # other settings redo the files (the manifest made them, so they are replaced)
     radius = run_cli("batch", folder / "a.mp4", "--out-dir", out, *FAST, "--temporal-radius", "1", model=model)
     assert radius.returncode == 0, radius.stderr
     assert radius.stderr.strip() == f"rmbg-filter batch: 1 done, 0 skipped, 0 failed; manifest {out}/manifest.jsonl"
-    assert manifest(out)[-1]["status"] == "done"
+    assert read_manifest(out)[-1]["status"] == "done" and (out / "a.mov").stat().st_mtime_ns != made
 
 
 def test_changed_content_is_redone_and_a_missing_output_remade(folder: Path, tmp_path: Path, checkpoints) -> None:
@@ -92,10 +84,10 @@ def test_changed_content_is_redone_and_a_missing_output_remade(folder: Path, tmp
     (out / "other.mov").write_bytes(b"")  # not this batch's: left alone
     again = run_cli("batch", str(tmp_path / "in" / "*.mkv"), "--out-dir", out, *FAST, model=model)  # a glob
     assert again.returncode == 0, again.stderr
-    assert manifest(out)[-1]["status"] == "done" and manifest(out)[-1]["frames"] == 3
+    assert read_manifest(out)[-1]["status"] == "done" and read_manifest(out)[-1]["frames"] == 3
     (out / "clip.mov").unlink()
     assert run_cli("batch", source, "--out-dir", out, *FAST, model=model).returncode == 0
-    assert manifest(out)[-1]["status"] == "done" and (out / "clip.mov").is_file()
+    assert read_manifest(out)[-1]["status"] == "done" and (out / "clip.mov").is_file()
     assert (out / "other.mov").read_bytes() == b""
 
 
@@ -106,7 +98,7 @@ def test_an_output_the_manifest_did_not_make_is_kept_unless_overwrite(folder: Pa
     (out / "b.mov").write_bytes(b"mine")
     done = run_cli("batch", folder / "b.mkv", "--out-dir", out, *FAST, model=checkpoints["safetensors"])
     assert done.returncode == 1
-    (record,) = manifest(out)
+    (record,) = read_manifest(out)
     assert record["status"] == "failed"
     assert record["error"] == f"{out / 'b.mov'} already exists and this batch's manifest did not make it; remove it " \
                               "or pass --overwrite (or -y)"
@@ -123,7 +115,7 @@ def test_png_makes_a_folder_per_input_replaced_whole(folder: Path, tmp_path: Pat
                    model=model)
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (out / "b").iterdir()) == [f"{n:05d}.png" for n in range(1, 5)]
-    assert manifest(out)[0]["output"] == str(out / "b" / "%05d.png")
+    assert read_manifest(out)[0]["output"] == str(out / "b" / "%05d.png")
     (out / "b" / "00009.png").write_bytes(b"stale")  # a redo replaces the folder: nothing stale survives
     redo = run_cli("batch", folder / "b.mkv", "--out-dir", out, "--format", "png", *FAST, model=model)
     assert redo.returncode == 0, redo.stderr
@@ -165,7 +157,8 @@ def test_ctrl_c_leaves_the_finished_files_and_no_partial_one(folder: Path, tmp_p
                                stderr=subprocess.PIPE, text=True,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not list(out.glob(".long.*.partial.mov")) if out.is_dir() else True:
+    while time.monotonic() < deadline and process.poll() is None and not (
+            out.is_dir() and list(out.glob(".long.*.partial.mov"))):
         time.sleep(0.1)
     assert list(out.glob(".long.*.partial.mov")), "long.mp4 was never being written: the interrupt tests nothing"
     process.send_signal(signal.SIGINT)
@@ -173,13 +166,13 @@ def test_ctrl_c_leaves_the_finished_files_and_no_partial_one(folder: Path, tmp_p
     assert process.returncode == 130, stderr
     assert stderr.strip() == "rmbg-filter batch: interrupted"
     assert sorted(p.name for p in out.iterdir()) == ["a.mov", "manifest.jsonl"]
-    assert statuses(manifest(out)) == {"a.mp4": "done"}
+    assert statuses(read_manifest(out)) == {"a.mp4": "done"}
 
 
 def test_stale_temporaries_of_one_output_only(tmp_path: Path) -> None:
     destination = tmp_path / "a.mov"
     with pytest.raises(KeyError), atomic_output(destination, overwrite=False) as temporary:
-        assert remove_stale_temporaries(destination) == [temporary]  # the name the writer really uses
+        assert remove_stale_temporaries([destination]) == [temporary]  # the name the writer really uses
         raise KeyError  # a killed writer: its temporary is gone already, nothing to rename
     stale = [tmp_path / name for name in (".a.rmbg-abcd_f9h.partial.mov", ".a.mov.rmbg-abcdefgh.partial",
                                           ".a.mov.rmbg-abcdefgh.old")]
@@ -192,7 +185,7 @@ def test_stale_temporaries_of_one_output_only(tmp_path: Path) -> None:
                                          ".a.abcdefgh.partial.mov", ".a.mov.20240101.old")]
     for path in kept:
         path.write_bytes(b"")
-    assert sorted(remove_stale_temporaries(destination)) == sorted(stale)
+    assert sorted(remove_stale_temporaries([destination])) == sorted(stale)
     assert all(path.exists() for path in kept) and not any(path.exists() for path in stale)
 
 
@@ -224,11 +217,16 @@ def test_plan_skips_only_what_this_input_made_with_these_settings(tmp_path: Path
     assert planned([made]) == ([], ["skipped"])
     assert planned([made], settings=_settings(out, crf=30)) == ([str(one)], [])  # other settings: redone
     assert planned([made, {**made, "status": "failed"}]) == ([str(one)], [])  # its last run failed: retried
-    assert planned([made, _done(settings, two)]) == ([str(one)], [])  # another input wrote there since
+    assert planned([made, _done(settings, two)]) == ([], ["failed"])  # another input wrote there since
+    assert planned([made, _done(settings, two)], path=two) == ([], ["skipped"])
     assert planned([]) == ([], ["failed"])  # not this batch's file: refused ...
     refusal = plan([one], settings, [], overwrite=False)[1]
+    assert refusal[0]["refused"] is True and "this batch's manifest did not make it" in refusal[0]["error"]
     assert planned(refusal) == ([], ["failed"])  # ... and still refused next time
     assert planned(refusal, overwrite=True) == ([str(one)], [])
+    other = plan([two], settings, [made], overwrite=False)[1]  # another input with the same name: refused
+    assert other[0]["error"] == f"{out / 'clip.mov'} already exists and it was made from {one}; remove it or pass " \
+                                "--overwrite (or -y)"
     one.write_bytes(b"new")  # same size, other content
     assert planned([made]) == ([str(one)], [])
 

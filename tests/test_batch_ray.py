@@ -4,7 +4,6 @@ with ``ray start``, each bounded to one CPU and 2 GB; stopped when the module en
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -18,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_helpers import CLI, run_cli
+from cli_helpers import CLI, ffmpeg, one_error_line, read_manifest, run_cli
 
 RAY = Path(sys.executable).parent / "ray"
 #: each node's bounds: one CPU, 2 GB for tasks, the smallest object store Ray takes
@@ -110,10 +109,6 @@ def _kill_leftovers(sessions: set[int], wait: float = 10) -> None:
         time.sleep(0.5)
 
 
-def ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True)
-
-
 @pytest.fixture(scope="module")
 def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Six small clips: four short ones, a long one (160 frames, time to kill its worker), a corrupt one."""
@@ -125,10 +120,6 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
            "-pix_fmt", "yuv420p", str(root / "long.mp4"))
     (root / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(4000))
     return root
-
-
-def _manifest(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
 
 
 def _writer_of(partial: Path) -> int | None:
@@ -143,29 +134,41 @@ def _writer_of(partial: Path) -> int | None:
     return None
 
 
+@contextlib.contextmanager
+def _running(command: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen]:
+    """``command`` started with its stderr piped; killed if the test fails while it runs."""
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
 def test_a_library_on_two_nodes_survives_a_killed_worker_and_reruns_for_nothing(
         cluster: str, library: Path, tmp_path: Path, checkpoints) -> None:
     out = tmp_path / "out"
     command = [str(CLI), "batch", str(library), "--out-dir", str(out), "--ray", cluster, "--workers", "2", *FAST]
     env = {**ENV, "RMBG_MODEL": str(checkpoints["safetensors"])}
-    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     killed = None
-    deadline = time.monotonic() + 90
-    while killed is None and process.poll() is None and time.monotonic() < deadline:
-        partial = next(out.glob(".long.*.partial.mov"), None) if out.is_dir() else None
-        writer = _writer_of(partial) if partial else None
-        if writer is not None:
-            os.kill(writer, signal.SIGKILL)  # a worker dies in the middle of long.mp4
-            killed = writer
-        time.sleep(0.05)
-    _, stderr = process.communicate(timeout=120)
+    with _running(command, env) as process:
+        deadline = time.monotonic() + 90
+        while killed is None and process.poll() is None and time.monotonic() < deadline:
+            partial = next(out.glob(".long.*.partial.mov"), None) if out.is_dir() else None
+            writer = _writer_of(partial) if partial else None
+            if writer is not None:
+                os.kill(writer, signal.SIGKILL)  # a worker dies in the middle of long.mp4
+                killed = writer
+            time.sleep(0.05)
+        _, stderr = process.communicate(timeout=120)
     assert killed is not None, f"no worker was caught writing long.mp4; the kill would test nothing\n{stderr}"
 
     assert process.returncode == 1, stderr
     assert stderr.strip().splitlines()[-1] == (
         f"rmbg-filter batch: error: 1 of 6 inputs failed (5 done, 0 skipped, 1 failed); see {out}/manifest.jsonl")
-    records = {Path(record["input"]).name: record for record in _manifest(out)}
-    assert len(_manifest(out)) == 6  # the killed attempt left no record: its retry did
+    records = {Path(record["input"]).name: record for record in read_manifest(out)}
+    assert len(read_manifest(out)) == 6  # the killed attempt left no record: its retry did
     assert records["corrupt.mp4"]["status"] == "failed"
     assert records["corrupt.mp4"]["error"].startswith(f"cannot read {library / 'corrupt.mp4'} as a video")
     assert "\n" not in records["corrupt.mp4"]["error"]
@@ -175,7 +178,7 @@ def test_a_library_on_two_nodes_survives_a_killed_worker_and_reruns_for_nothing(
     assert sorted(path.name for path in out.iterdir()) == [  # the killed writer's temporary is gone
         "clip0.mov", "clip1.mov", "clip2.mov", "clip3.mov", "long.mov", "manifest.jsonl"]
 
-    for name in ("clip0", "clip3", "long"):  # each output is what `rmbg-filter video` makes of that file
+    for name in ("clip0", "clip1", "clip2", "clip3", "long"):  # each output is what `rmbg-filter video` makes of it
         alone = tmp_path / f"{name}.mov"
         done = run_cli("video", library / f"{name}.mp4", alone, *FAST, model=checkpoints["safetensors"])
         assert done.returncode == 0, done.stderr
@@ -186,7 +189,7 @@ def test_a_library_on_two_nodes_survives_a_killed_worker_and_reruns_for_nothing(
     assert again.returncode == 1, again.stderr
     assert again.stderr.strip().splitlines()[-1].startswith("rmbg-filter batch: error: 1 of 6 inputs failed "
                                                             "(0 done, 5 skipped, 1 failed)")
-    rerun = _manifest(out)[6:]
+    rerun = read_manifest(out)[6:]
     assert sorted(record["status"] for record in rerun) == ["failed"] + ["skipped"] * 5
     assert {path.name: path.stat().st_mtime_ns for path in out.iterdir() if path.suffix == ".mov"} == made
 
@@ -195,16 +198,27 @@ def test_sigterm_during_a_cluster_run_exits_143_and_leaves_no_partial_output(
         cluster: str, library: Path, tmp_path: Path, checkpoints) -> None:
     out = tmp_path / "out"
     env = {**ENV, "RMBG_MODEL": str(checkpoints["safetensors"])}
-    process = subprocess.Popen([str(CLI), "batch", str(library / "long.mp4"), "--out-dir", str(out), "--ray", cluster,
-                                *FAST], env=env, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 90
-    while process.poll() is None and time.monotonic() < deadline and not (
-            out.is_dir() and next(out.glob(".long.*.partial.mov"), None)):
-        time.sleep(0.05)
-    assert process.poll() is None, "the batch ended before its file was being written: SIGTERM would test nothing"
-    process.terminate()
-    _, stderr = process.communicate(timeout=60)
+    with _running([str(CLI), "batch", str(library / "long.mp4"), "--out-dir", str(out), "--ray", cluster, *FAST],
+                  env) as process:
+        deadline = time.monotonic() + 90
+        while process.poll() is None and time.monotonic() < deadline and not (
+                out.is_dir() and next(out.glob(".long.*.partial.mov"), None)):
+            time.sleep(0.05)
+        assert process.poll() is None, "the batch ended before its file was being written: SIGTERM would test nothing"
+        process.terminate()
+        _, stderr = process.communicate(timeout=60)
     assert process.returncode == 143, stderr
     assert stderr.strip().splitlines()[-1] == "rmbg-filter batch: terminated"
     assert sorted(path.name for path in out.iterdir()) == ["manifest.jsonl"]
     assert (out / "manifest.jsonl").read_text() == ""
+
+
+def test_a_model_that_cannot_load_is_one_usage_error_before_the_cluster_is_used(
+        cluster: str, library: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not weights")
+    done = run_cli("batch", library / "clip0.mp4", "--out-dir", tmp_path / "out", "--ray", cluster,
+                   "--model", broken, *FAST)
+    assert done.returncode == 2, done.stderr
+    assert one_error_line(done).startswith(f"rmbg-filter batch: error: {broken}: not a readable weights file")
+    assert read_manifest(tmp_path / "out") == []

@@ -12,15 +12,11 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from cli_helpers import CLI, one_error_line, run_cli
+from cli_helpers import CLI, ffmpeg, one_error_line, run_cli
 
 from rmbg_filter import InputError, load
 
 FAST = ("--model-size", "64", "-q")
-
-
-def ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True)
 
 
 @pytest.fixture(scope="module")

@@ -96,7 +96,8 @@ class Task:
 #: One manifest line. ``input``, ``output`` (the png pattern for png); ``status`` done, failed or
 #: skipped; ``frames`` written (for skipped, those of the run that made it); ``seconds`` of work;
 #: ``error`` the one-line message or None; and what reruns compare: ``size``, ``sha256`` (None
-#: when the input could not be read), ``settings`` (``BatchSettings.digest``); ``host`` that did it.
+#: when the input could not be read), ``settings`` (``BatchSettings.digest``); ``host`` that did it;
+#: ``refused`` (only present, true, on a refusal to replace an output this input did not make).
 Record = dict[str, Any]
 
 
@@ -227,31 +228,33 @@ def plan(inputs: list[Path], settings: BatchSettings, previous: list[Record], *,
          overwrite: bool) -> tuple[list[Task], list[Record]]:
     """The tasks to run, and the records of inputs decided without work (skipped, or refused).
 
-    ``previous``: the manifest's records, oldest first. Skipped: the input's last record is done
-    or skipped, the last record that made its output is that same record (no other input wrote
-    there since), for the same size, SHA-256 and settings, and the output is still there. Refused
-    (failed): the output exists but no done record says this batch made it, unless ``overwrite``.
-    The file is hashed only when all else matches.
+    ``previous``: the manifest's records, oldest first. An output's maker is the last record for
+    it that is not a refusal. Skipped: the input's last record is done or skipped and is its
+    output's maker (no other run wrote there since), for the same size, SHA-256 and settings, and
+    the output is still there. Refused (failed, ``refused`` true): the output exists and this
+    input is not its maker (another input's, or not this batch's), unless ``overwrite``. The file
+    is hashed only when all else matches.
     """
     digest = settings.digest()
     last_of_input = {record["input"]: record for record in previous}
-    maker_of_output = {record["output"]: record for record in previous if record["status"] in ("done", "skipped")}
+    maker_of_output = {record["output"]: record for record in previous if not record.get("refused")}
     tasks: list[Task] = []
     decided: list[Record] = []
     for path in inputs:
         output = settings.output_of(path)
-        last = last_of_input.get(str(path))
-        maker = maker_of_output.get(_recorded_output(settings, str(output)))
-        if last is not None and last is maker and last.get("settings") == digest and _exists(output) \
-                and _same_content(path, last):
+        task = Task(str(path), str(output))
+        last = last_of_input.get(task.input)
+        maker = maker_of_output.get(_recorded_output(settings, task.output))
+        if last is not None and last is maker and last["status"] in ("done", "skipped") \
+                and last.get("settings") == digest and _exists(output) and _same_content(path, last):
             decided.append({**last, "status": "skipped", "seconds": 0.0, "error": None,
                             "host": socket.gethostname()})
-        elif output.exists() and maker is None and not overwrite:
-            decided.append(failed_record(Task(str(path), str(output)), settings, (
-                f"{output} already exists and this batch's manifest did not make it; remove it or pass "
-                "--overwrite (or -y)")))
+        elif output.exists() and not overwrite and (maker is None or maker["input"] != task.input):
+            whose = "this batch's manifest did not make it" if maker is None else f"it was made from {maker['input']}"
+            decided.append({**failed_record(task, settings, f"{output} already exists and {whose}; remove it or "
+                                                            "pass --overwrite (or -y)"), "refused": True})
         else:
-            tasks.append(Task(str(path), str(output)))
+            tasks.append(task)
     return tasks, decided
 
 
@@ -281,7 +284,7 @@ def convert(remover: BackgroundRemover, task: Task, settings: BatchSettings,
     size = sha256 = None
     try:
         size, sha256 = fingerprint(Path(task.input))
-        remove_stale_temporaries(output)
+        remove_stale_temporaries([output])
         frames = _write(remover, Path(task.input), output, settings, on_frame)
     except (InputError, ProcessingError) as error:
         message = str(error)
@@ -379,13 +382,16 @@ def run_batch(words: list[str], settings: BatchSettings, load: Callable[[], Back
     (SIGKILL) is swept first, under the manifest's lock.
     """
     settings.check()
+    if ray is not None:
+        from .batch_ray import check_cluster
+
+        check_cluster(ray)
     inputs = expand_inputs(words, settings)
     manifest = Manifest(settings.out_dir)
     counts = dict.fromkeys(STATUSES, 0)
     progress = BatchProgress(len(inputs), shown=shown)
     with manifest.appending() as append:
-        for path in inputs:
-            remove_stale_temporaries(settings.output_of(path))
+        remove_stale_temporaries(settings.output_of(path) for path in inputs)
         tasks, decided = plan(inputs, settings, manifest.records(), overwrite=overwrite)
         if ray is None:
             records = run_here(tasks, settings, load, progress)
@@ -393,11 +399,12 @@ def run_batch(words: list[str], settings: BatchSettings, load: Callable[[], Back
             from .batch_ray import run_on_ray
 
             records = run_on_ray(tasks, settings, ray, workers, progress)
-        finished: set[str] = set()
+        done: set[str] = set()
         try:
             for record in itertools.chain(decided, records):
                 append(record)
-                finished.add(record["input"])
+                if record["status"] != "failed":
+                    done.add(record["input"])
                 counts[record["status"]] += 1
                 progress.file_done(record)
                 if record["status"] == "failed":
@@ -406,7 +413,5 @@ def run_batch(words: list[str], settings: BatchSettings, load: Callable[[], Back
         finally:
             progress.clear()  # the command's last line starts on a clean line, interrupted or not
             records.close()  # a cluster is left before its workers' leftovers are swept
-            for task in tasks:
-                if task.input not in finished:
-                    remove_stale_temporaries(Path(task.output))
+            remove_stale_temporaries(Path(task.output) for task in tasks if task.input not in done)
     return counts

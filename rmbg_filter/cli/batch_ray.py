@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import signal
 import socket
 import threading
@@ -29,9 +30,11 @@ import numpy as np
 from ..errors import InputError, first_line
 from .batch import BatchProgress, BatchSettings, Record, Task, convert, failed_record
 
-__all__ = ["ATTEMPTS", "FileWorker", "run_on_ray", "worker_resources"]
+__all__ = ["ATTEMPTS", "FileWorker", "check_cluster", "run_on_ray", "worker_resources"]
 
 
+#: the terminal colour codes Ray puts in its messages
+_COLOURS = re.compile(r"\x1b\[[0-9;]*m")
 #: how long the cluster's address may take to answer before --ray gives up
 CONNECT_SECONDS = 5
 #: tries a file gets when its worker dies on it (a crash, the OOM killer, a SIGKILL, a lost node)
@@ -76,10 +79,15 @@ def worker_resources(nodes: list[dict[str, Any]], workers: int | None, device: s
     return count, {"num_cpus": max(1, min(cpus) // per_node)}
 
 
-def _check_reachable(address: str) -> None:
-    """Raise InputError unless a cluster answers at ``address`` (``auto``: the one ``ray start`` last
-    recorded on this machine, or $RAY_ADDRESS): ``ray.init`` would instead retry a dead address for
-    minutes, printing a warning every few seconds. ``local`` and ``ray://`` addresses are not probed."""
+def check_cluster(address: str) -> None:
+    """Raise InputError unless Ray is installed and a cluster answers at ``address`` (``auto``: the one
+    ``ray start`` last recorded on this machine, or $RAY_ADDRESS): ``ray.init`` would instead retry a
+    dead address for minutes, printing a warning every few seconds. ``local`` and ``ray://``
+    addresses are not probed. Cheap: run it before anything is written."""
+    try:
+        import ray  # noqa: F401
+    except ImportError as error:
+        raise InputError("--ray needs Ray: pip install 'rmbg-filter[ray]'") from error
     if address == "local" or address.startswith("ray://"):
         return
     from ray._private.services import canonicalize_bootstrap_address
@@ -103,21 +111,24 @@ def run_on_ray(tasks: list[Task], settings: BatchSettings, address: str, workers
                progress: BatchProgress) -> Generator[Record, None, None]:
     """Run the tasks on the cluster at ``address`` (``auto``, ``local`` or ``host:port``); records as files finish.
 
-    Every task gets a record: a file whose worker died ``ATTEMPTS`` times, or that the job never
-    reached because the job itself failed, gets a failed one. Raises InputError when Ray is not
-    installed or the cluster cannot be joined.
+    Every task gets one record: a file that Ray dropped (its worker died ``ATTEMPTS`` times), or
+    that the job never reached because the job itself failed, gets a failed one. The model is
+    loaded here once first (a ModelLoadError is the usage error); raises InputError when
+    ``ray.init`` cannot join the cluster (``check_cluster`` comes first).
     """
     if not tasks:
         return
-    try:
-        import ray
-        import ray.data
-    except ImportError as error:
-        raise InputError("--ray needs Ray: pip install 'rmbg-filter[ray]'") from error
+    import ray
+    import ray.data
+
+    from ..loading import load_network
+
+    # a model that cannot load is one usage error here, not a traceback from every worker's start
+    load_network(settings.model.model)
+
     # Ray's own chatter (start-up notes, the executor's lines, a dropped file's traceback) stays in the
     # session's log files; this command's lines are the per-file failures and the summary
     logging.getLogger("ray.data").setLevel(logging.CRITICAL)
-    _check_reachable(address)
     terminate = signal.getsignal(signal.SIGTERM)
     try:
         ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False,
@@ -128,7 +139,8 @@ def run_on_ray(tasks: list[Task], settings: BatchSettings, address: str, workers
         if terminate is not None and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, terminate)  # ray.init's handler exits 15 without cleaning up
     reported: set[str] = set()
-    failure = f"its worker died {ATTEMPTS} times on it (a crash, or killed: out of memory?); Ray's logs say more"
+    failure = (f"Ray dropped it: its worker died on it {ATTEMPTS} times (a crash, or killed: out of memory?) or Ray "
+               "failed its task; Ray's logs say which")
     try:
         count, asks = worker_resources(ray.nodes(), workers, settings.model.device)
         context = ray.data.DataContext.get_current()
@@ -147,12 +159,14 @@ def run_on_ray(tasks: list[Task], settings: BatchSettings, address: str, workers
                 max_task_retries=ATTEMPTS - 1, **asks).iter_rows()
         for row in rows:
             record = json.loads(row["record"])
+            if record["input"] in reported:  # one record per input and run, whatever Ray replays
+                continue
             reported.add(record["input"])
             progress.add_frames(record["frames"])
             yield record
     except Exception as error:  # the job itself failed (a lost head, Ray's own errors): the rest are failed
         cause = getattr(error, "cause", None) or error
-        failure = f"the Ray job failed: {type(cause).__name__}: {first_line(cause)}"
+        failure = f"the Ray job failed: {type(cause).__name__}: {_COLOURS.sub('', first_line(cause))}"
     finally:
         ray.shutdown(wait_for_processes=True)
     for task in tasks:

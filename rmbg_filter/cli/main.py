@@ -231,12 +231,15 @@ def _run_batch(args: argparse.Namespace, options: ModelOptions, quality: Quality
         raise InputError("--workers needs --ray (without it the files run one after another in this process)")
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers must be at least 1, got {args.workers}")
+    # what workers elsewhere need, and what the settings' hash must tell apart: the model named
+    # outright (RMBG_MODEL does not travel to Ray's workers), local paths absolute
     model = options.model or os.environ.get(MODEL_ENV)
-    if model is not None and Path(model).exists():  # workers elsewhere get the same absolute path
-        options = dataclasses.replace(options, model=str(Path(model).absolute()))
-    mode = args.mode if args.mode.image is None else dataclasses.replace(args.mode, image=args.mode.image.absolute())
+    if model is not None:
+        options = dataclasses.replace(options, model=os.path.abspath(model) if Path(model).exists() else model)
+    image = args.mode.image
+    mode = args.mode if image is None else dataclasses.replace(args.mode, image=Path(os.path.abspath(image)))
     video = VideoOptions(mode, args.codec, args.pix_fmt, args.crf, quality=quality)
-    settings = BatchSettings(args.out_dir.absolute(), args.format, video, options)
+    settings = BatchSettings(Path(os.path.abspath(args.out_dir)), args.format, video, options)
     counts = run_batch(args.inputs, settings, lambda: load_engine(options), overwrite=args.overwrite, ray=args.ray,
                        workers=args.workers, shown=sys.stderr.isatty() and not args.quiet)
     total = sum(counts.values())

@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..errors import InputError
@@ -108,9 +108,9 @@ def atomic_folder(destination: Path) -> Iterator[Path]:
             os.replace(temporary, destination)
         except BaseException:
             os.replace(old / destination.name, destination)
+            os.rmdir(old)
             raise
-        finally:
-            shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
 
@@ -125,20 +125,28 @@ def _temporary_folder(destination: Path, kind: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{destination.name}.{_MARK}", suffix=f".{kind}", dir=destination.parent))
 
 
-def remove_stale_temporaries(destination: Path) -> list[Path]:
-    """Delete what killed writers of ``destination`` left beside it; returns what was deleted.
+#: a temporary's name: the destination's name (for a file, its stem, with its suffix after ``partial``)
+_TEMPORARY = re.compile(rf"\.(?P<name>.+)\.{_MARK}[a-z0-9_]{{8}}\.(?:partial(?P<suffix>\.[^.]+)?|old)")
+
+
+def remove_stale_temporaries(destinations: Iterable[Path]) -> list[Path]:
+    """Delete what killed writers of ``destinations`` left beside them; returns what was deleted.
 
     Those are ``atomic_output``'s temporary files, ``.STEM.rmbg-XXXXXXXX.partial.SUFFIX``, and
     ``atomic_folder``'s folders, ``.NAME.rmbg-XXXXXXXX.partial`` and ``.old`` (8 random characters):
-    ``a.mov``'s never match ``a.b.mov``'s. Only for a destination that no live process is writing.
+    ``a.mov``'s never match ``a.b.mov``'s. One pass over each folder. Only for destinations that no
+    live process is writing.
     """
-    stem, suffix, name = (re.escape(part) for part in (destination.stem, destination.suffix, destination.name))
-    random = rf"{_MARK}[a-z0-9_]{{8}}"
-    names = re.compile(rf"\.{stem}\.{random}\.partial{suffix}|\.{name}\.{random}\.(partial|old)")
+    names: dict[Path, set[str]] = {}
+    for destination in destinations:
+        names.setdefault(destination.parent, set()).add(destination.name)
     removed = []
-    if destination.parent.is_dir():
-        for path in destination.parent.iterdir():
-            if names.fullmatch(path.name):
+    for folder, wanted in names.items():
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            match = _TEMPORARY.fullmatch(path.name)
+            if match and match["name"] + (match["suffix"] or "") in wanted:
                 if path.is_dir() and not path.is_symlink():
                     shutil.rmtree(path, ignore_errors=True)
                 else:
