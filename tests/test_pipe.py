@@ -59,6 +59,16 @@ def test_cut_last_frame_writes_the_complete_ones_then_says_where(remover_small) 
     assert out.getvalue() == remover_small(FRAMES[:2]).tobytes()
 
 
+@pytest.mark.parametrize("width", [1, 2, 3, 4])
+def test_frames_smaller_than_the_signature_probe(width: int, remover_small) -> None:
+    """The first 10 bytes are read to look for a y4m signature: raw frames of 1x1 to 3x1 are shorter."""
+    frames = np.random.default_rng(width).integers(0, 256, (5, 1, width, 3), dtype=np.uint8)
+    out = io.BytesIO()
+    options = PipeOptions((width, 1), None, parse_output("alpha"), False)
+    assert run_pipe(lambda: remover_small, options, io.BytesIO(frames.tobytes()), out) == 5
+    assert out.getvalue() == remover_small(frames).tobytes()
+
+
 def test_empty_input_writes_nothing(remover_small) -> None:
     assert pipe(remover_small, b"") == b""
 

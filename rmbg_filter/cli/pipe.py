@@ -68,9 +68,9 @@ def raw_frames(stream: BinaryIO, width: int, height: int, pix_fmt: str, start: b
     channels, order = PIXEL_FORMATS[pix_fmt]
     frame_bytes = width * height * channels
     index = 0
-    while True:
-        data = start + read_exact(stream, frame_bytes - len(start))
-        start = b""
+    while True:  # ``start`` may hold more than a frame: a 1x1 rgb24 frame is 3 bytes, the y4m probe reads 10
+        data = start[:frame_bytes] + read_exact(stream, frame_bytes - len(start[:frame_bytes]))
+        start = start[frame_bytes:]
         if not data:
             return
         if len(data) < frame_bytes:
