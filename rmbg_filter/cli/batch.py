@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import glob
 import hashlib
 import itertools
@@ -66,9 +67,11 @@ class BatchSettings:
         """Where ``source``'s result goes: ``DIR/<stem>.<format>``, or the folder ``DIR/<stem>`` for png."""
         return self.out_dir / (source.stem if self.format == "png" else f"{source.stem}.{self.format}")
 
+    @functools.cached_property
     def digest(self) -> str:
         """A short hash of everything that shapes an output (format, modes, codec, model and quality
-        options, the background picture's content): a rerun with other settings redoes the files."""
+        options, the background picture's content): a rerun with other settings redoes the files.
+        Computed once (it reads the background picture), not once per record."""
         video = dataclasses.replace(self.video, overwrite=False, progress=False)
         image = self.video.mode.image
         background = fingerprint(image)[1] if image is not None and image.is_file() else None
@@ -235,7 +238,7 @@ def plan(inputs: list[Path], settings: BatchSettings, previous: list[Record], *,
     input is not its maker (another input's, or not this batch's), unless ``overwrite``. The file
     is hashed only when all else matches.
     """
-    digest = settings.digest()
+    digest = settings.digest
     last_of_input = {record["input"]: record for record in previous}
     maker_of_output = {record["output"]: record for record in previous if not record.get("refused")}
     tasks: list[Task] = []
@@ -270,7 +273,7 @@ def _record(task: Task, settings: BatchSettings, status: str, *, frames: int = 0
             error: str | None = None, size: int | None = None, sha256: str | None = None) -> Record:
     return {"input": task.input, "output": _recorded_output(settings, task.output), "status": status,
             "frames": frames, "seconds": round(seconds, 3), "error": error, "size": size, "sha256": sha256,
-            "settings": settings.digest(), "host": socket.gethostname()}
+            "settings": settings.digest, "host": socket.gethostname()}
 
 
 def convert(remover: BackgroundRemover, task: Task, settings: BatchSettings,

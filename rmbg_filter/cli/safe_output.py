@@ -93,8 +93,7 @@ def atomic_folder(destination: Path) -> Iterator[Path]:
     back if that fails), and the old one deleted: readers see the old folder or the new one, never
     a mix (for an instant, neither). On failure the temporary goes.
     """
-    if not destination.parent.is_dir():
-        raise InputError(f"cannot write {destination}: folder {destination.parent} does not exist")
+    check_destination(destination, overwrite=True)  # its folder must exist; replacing is the point
     temporary = _temporary_folder(destination, "partial")
     try:
         yield temporary
