@@ -9,12 +9,14 @@ alpha alone, one gray channel; ``green``, ``color:#RRGGBB``, ``blur`` and
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import InputError, Mention, OptionError
+from .memory import MAX_PIXELS, check_frame_size
 
 __all__ = ["OutputMode", "composite", "parse_output", "read_rgb"]
 
@@ -106,20 +108,32 @@ def _box_pass(values: np.ndarray, radius: int, axis: int) -> np.ndarray:
     return ((upper - lower) / (2 * radius + 1)).astype(np.float32)
 
 
-def read_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
+def read_rgb(path: Path, size: tuple[int, int] | None = None, *,
+             check: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Read a picture (an input, or an ``image:PATH`` background) as (H,W,3) uint8 RGB, turned upright
     by its EXIF orientation.
 
     With ``size`` (width, height) it is resized to that (for backgrounds).
-    Raises InputError for a missing or unreadable file.
+    Raises InputError for a missing or unreadable file, or one too large to decode
+    (``memory.check_frame_size``, then ``check`` with its width and height, before decoding).
     """
+    import warnings
+
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     if not path.is_file():
         raise InputError(f"input not found: {path}")
     try:
-        with Image.open(path) as picture:
-            upright = ImageOps.exif_transpose(picture).convert("RGB")
+        with warnings.catch_warnings():  # Pillow's bomb warning: the size is checked here, before decoding
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as picture:
+                check_frame_size(*picture.size, str(path))
+                if check is not None:
+                    check(*picture.size)
+                upright = ImageOps.exif_transpose(picture).convert("RGB")
+    except Image.DecompressionBombError as error:  # past MAX_PIXELS, refused by Pillow's open itself
+        raise InputError(f"{path} is larger than the {MAX_PIXELS / 1e6:.0f} megapixels accepted ({error}); "
+                         "scale it down first") from error
     except (UnidentifiedImageError, OSError) as error:
         raise InputError(f"cannot read {path} as an image ({error}); give a PNG or JPEG file") from error
     if size is not None and upright.size != size:

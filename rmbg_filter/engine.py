@@ -9,6 +9,7 @@ queues, so memory stays flat however long the stream.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from . import onnx_runtime
+from . import memory, onnx_runtime
 from .compiled import compiled_matte
 from .errors import Mention, OptionError
 from .finishing import finish
@@ -36,6 +37,8 @@ __all__ = ["Backend", "BackgroundRemover", "build", "load", "shared_engine"]
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 T = TypeVar("T")
+
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,12 @@ class BackgroundRemover:
         self.backend = backend
         self.model_size = model_size
         self.batch_size = batch_size
+        self.compile = compile
+        #: the batch size asked for, when running out of memory has lowered ``batch_size`` (see ``mattes``)
+        self.asked_batch_size: int | None = None
+        self._said_smaller = False
+        #: the frame shapes (H,W) whose memory has been checked (see ``check_frames``)
+        self._checked: set[tuple[int, int]] = set()
         self.network = network.to(device=backend.device, dtype=backend.dtype,
                                   memory_format=torch.channels_last).eval()
         #: the dtype the network's input is made in (see _stem_in_float32)
@@ -128,6 +137,7 @@ class BackgroundRemover:
         """
         quality = quality or QualityOptions()
         batch, batched = as_frame_batch(frames)
+        self.check_frames(batch.shape[1], batch.shape[2], quality)
         if quality.temporal_radius or quality.reuse_threshold:
             alphas = np.stack(list(self.stream(batch, quality=quality)))
         else:
@@ -153,10 +163,51 @@ class BackgroundRemover:
 
         Holds the engine's lock: callers in several threads (VapourSynth's, two GStreamer
         elements sharing one engine) take turns on the network.
+
+        On running out of memory (CUDA's, or the CPU allocator's), ``batch_size`` is halved
+        and the batch run again in parts, down to single frames; the first time, one warning
+        is logged (``logging``, so stderr unless the application routes it) once a size works.
         """
         with self.lock, torch.inference_mode():
             self.network_runs += views.shape[0]
-            return self._matte(network_input(views, self.input_dtype)).float()
+            while True:
+                try:
+                    if views.shape[0] <= self.batch_size:
+                        mattes = self._matte(network_input(views, self.input_dtype)).float()
+                    else:
+                        mattes = torch.cat([self._matte(network_input(part, self.input_dtype)).float()
+                                            for part in views.split(self.batch_size)])
+                    break
+                except RuntimeError as error:
+                    if self.batch_size == 1 or not _out_of_memory(error):
+                        raise
+                    self._halve_batch()
+            if self.asked_batch_size is not None and not self._said_smaller:  # once a size has worked
+                self._said_smaller = True
+                _LOG.warning("rmbg-filter: out of memory with batches of %d frames; going on with %d (ask for "
+                             "that batch size to skip the failed tries)", self.asked_batch_size, self.batch_size)
+            return mattes
+
+    def _halve_batch(self) -> None:
+        """Run the network on half as many frames at a time from now on (after running out of memory)."""
+        if self.asked_batch_size is None:
+            self.asked_batch_size = self.batch_size
+        self.batch_size //= 2
+        if self.backend.device.type == "cuda":
+            torch.cuda.empty_cache()  # the failed try's blocks, so the smaller batch finds them
+        if self.compile:  # its graph was made for the old batch size
+            self._matte = compiled_matte(self.network, self.batch_size, self.backend.device)
+
+    def check_frames(self, height: int, width: int, quality: QualityOptions) -> None:
+        """OptionError (see ``memory.check_frames``) when frames of ``width`` x ``height`` cannot be worked
+        on in this machine's memory with this engine's batch size and ``quality``; once a shape."""
+        if (height, width) in self._checked:
+            return
+        network = 0
+        if self.backend.device.type == "cpu":
+            network = memory.network_bytes(self.batch_size, max(self.model_size), self.backend.dtype.itemsize)
+        memory.check_frames(width, height, self.batch_size, quality, network)
+        self._checked.add((height, width))
 
     def stream(self, frames: Iterable[Any], *, depth: int = 2,
                quality: QualityOptions | None = None) -> Iterator[np.ndarray]:
@@ -187,7 +238,7 @@ class BackgroundRemover:
         """
         quality = quality or QualityOptions()
         stopped = threading.Event()  # closing the results stops the reading thread too
-        uploads = prefetch(((tags, self._transfers.upload(b)) for tags, b in self._batches(items)), depth,
+        uploads = prefetch(((tags, self._transfers.upload(b)) for tags, b in self._batches(items, quality)), depth,
                            name="rmbg-read", join=read_wait, cancel=stopped)
         results = prefetch(self._finished(uploads, quality), 1, name="rmbg-infer", stop=stopped)
         with contextlib.closing(results):  # now, not whenever the generator is collected
@@ -265,8 +316,10 @@ class BackgroundRemover:
             chosen.append(reuse.matte)
         return torch.cat(chosen)
 
-    def _batches(self, items: Iterable[tuple[T, Any]]) -> Iterator[tuple[list[T], torch.Tensor]]:
-        """Group checked frames into batches (N,H,W,C) of one shape, N <= batch_size, beside their tags.
+    def _batches(self, items: Iterable[tuple[T, Any]],
+                 quality: QualityOptions) -> Iterator[tuple[list[T], torch.Tensor]]:
+        """Group checked frames into batches (N,H,W,C) of one shape, N <= batch_size, beside their tags
+        (each new shape checked against the memory available for ``quality``'s work).
 
         When ``items`` raises (or a frame is refused), the frames before it are
         still yielded, then the error is raised.
@@ -278,6 +331,7 @@ class BackgroundRemover:
                 tensor, batched = as_frame_batch(frame, name=f"frame {index}")
                 if batched:
                     raise ValueError(f"frame {index} must be one frame (H,W[,C]), got a batch {tuple(tensor.shape)}")
+                self.check_frames(tensor.shape[1], tensor.shape[2], quality)
                 if pending and pending[0].shape != tensor.shape:
                     yield tags, torch.cat(pending)
                     tags, pending = [], []
@@ -345,6 +399,8 @@ def build(options: ModelOptions, *, revision: str | None = None) -> BackgroundRe
     """A new BackgroundRemover for checked ``options``."""
     runtime = "torch" if options.compile and options.runtime == "auto" else options.runtime
     backend = Backend.choose(options.device, options.dtype, runtime)
+    if backend.device.type == "cpu":  # the network's batch in this machine's memory: refused before loading
+        memory.check_network(options, backend.dtype.itemsize)
     return BackgroundRemover(load_network(options.model, revision=revision), backend,
                              model_size=(options.model_size, options.model_size), batch_size=options.batch_size,
                              compile=options.compile)
@@ -364,3 +420,9 @@ def shared_engine(options: ModelOptions) -> BackgroundRemover:
         if options not in _SHARED:
             _SHARED[options] = build(options)
         return _SHARED[options]
+
+
+def _out_of_memory(error: RuntimeError) -> bool:
+    """Whether ``error`` is an allocation that failed: torch's OutOfMemoryError (CUDA, MPS) or the CPU
+    allocator's RuntimeError (which has no class of its own)."""
+    return isinstance(error, torch.OutOfMemoryError) or "can't allocate memory" in str(error)

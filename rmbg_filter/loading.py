@@ -12,6 +12,7 @@ one line that says what to do.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -96,10 +97,10 @@ def _download(repo_id: str, revision: str | None) -> Path:
 
 
 def _from_file(path: Path) -> BriaRMBG:
-    """Build the network and load one weights file into it strictly."""
-    network = BriaRMBG(RMBGConfig())
+    """Read one weights file, check it, and load it into a new network strictly."""
     state = _read_state(path)
-    _check_tensors(path, network, {name: tuple(tensor.shape) for name, tensor in state.items()})
+    _check_tensors(path, {name: tuple(tensor.shape) for name, tensor in state.items()})
+    network = BriaRMBG(RMBGConfig())
     network.load_state_dict(state, strict=True)
     return network.eval()
 
@@ -107,6 +108,8 @@ def _from_file(path: Path) -> BriaRMBG:
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
     """Read a weights file as a state dict on the CPU; pickles with ``weights_only=True``."""
     suffix = path.suffix.lower()
+    if not path.is_file():  # a FIFO or a device would be read until it ends, perhaps never
+        raise ModelLoadError(f"{path} is not a regular file; ", *_HOW)
     if suffix not in WEIGHT_SUFFIXES:
         raise ModelLoadError(
             f"{path}: unsupported weights file type {suffix or '(none)'}; expected .safetensors, .pth, .bin or .onnx"
@@ -134,7 +137,7 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
 def _from_directory(directory: Path, weights: Path) -> BriaRMBG:
     """Load a Hub-layout directory (config.json and ``weights``) through transformers, after checking its
     tensors ourselves."""
-    _check_tensors(weights, BriaRMBG(RMBGConfig()), _stored_shapes(weights))
+    _check_tensors(weights, _stored_shapes(weights))
     try:
         with _quiet_loggers(bars=False):
             network = BriaRMBG.from_pretrained(directory, dtype=torch.float32)
@@ -157,12 +160,20 @@ def _stored_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
     return {name: tuple(tensor.shape) for name, tensor in _read_state(weights).items()}
 
 
-def _check_tensors(source: Path | str, network: BriaRMBG, shapes: Mapping[str, tuple[int, ...]]) -> None:
-    """Raise unless ``shapes`` (name -> shape) are exactly the network's tensors.
+@functools.cache
+def _network_shapes() -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor of RMBG-1.4, from a network made on the meta device (no memory, no init)."""
+    with torch.device("meta"):
+        network = BriaRMBG(RMBGConfig())
+    return {name: tuple(tensor.shape) for name, tensor in network.state_dict().items()}
+
+
+def _check_tensors(source: Path | str, shapes: Mapping[str, tuple[int, ...]]) -> None:
+    """Raise unless ``shapes`` (name -> shape) are exactly RMBG-1.4's tensors, before any network is made.
 
     Batch-norm counters (``num_batches_tracked``) may be missing.
     """
-    expected = {name: tuple(tensor.shape) for name, tensor in network.state_dict().items()}
+    expected = _network_shapes()
     missing = sorted(n for n in expected.keys() - shapes.keys() if not n.endswith("num_batches_tracked"))
     unexpected = sorted(shapes.keys() - expected.keys())
     if missing or unexpected:

@@ -82,12 +82,13 @@ def test_cut_stream_writes_complete_frames_then_exits_2(tmp_path: Path, checkpoi
     assert (tmp_path / "alpha.gray").stat().st_size == 2 * 321 * 241
 
 
-def test_reader_closing_early_is_a_quiet_exit(tmp_path: Path, checkpoints) -> None:
+def test_reader_closing_early_is_a_quiet_exit_141(tmp_path: Path, checkpoints) -> None:
+    """As a writer killed by SIGPIPE: no message, status 128 + 13 (a pipefail pipeline sees it)."""
     command = ("ffmpeg -v quiet -f lavfi -i testsrc2=size=64x48:rate=25 -frames:v 50 -f rawvideo -pix_fmt rgb24 - "
                "| rmbg-filter pipe --size 64x48 --model-size 64 2>err.txt | head -c 5000 > /dev/null; "
                "echo ${PIPESTATUS[1]}")
     done = sh(command.replace("bash -o pipefail", "bash"), tmp_path, checkpoints["safetensors"])
-    assert done.stdout.decode().strip() == "0"
+    assert done.stdout.decode().strip() == "141"
     assert (tmp_path / "err.txt").read_text() == ""
 
 

@@ -197,7 +197,7 @@ class Manifest:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             file = self.path.open("a", encoding="utf-8")
         except OSError as error:
-            raise InputError(f"cannot write {self.path} ({first_line(error)}); give a writable --out-dir") \
+            raise InputError(f"cannot write {self.path} ({error.strerror or first_line(error)}); give a writable --out-dir") \
                 from error
         with file:
             try:

@@ -11,6 +11,7 @@ from PIL import Image
 
 from ..compositing import OutputMode, composite, read_rgb
 from ..errors import InputError
+from ..memory import check_frames
 from ..options import QualityOptions
 from .safe_output import atomic_output, check_destination
 
@@ -22,18 +23,18 @@ __all__ = ["remove_background_from_image"]
 
 def remove_background_from_image(
     load_remover: Callable[[], BackgroundRemover], source: Path, destination: Path, mode: OutputMode,
-    quality: QualityOptions, *, overwrite: bool,
+    quality: QualityOptions, *, overwrite: bool, batch_size: int = 1,
 ) -> tuple[int, int]:
     """Write ``destination`` (format by its suffix) for ``source``; returns (width, height).
 
     ``quality``: a picture is a stream of one frame, so its temporal window holds it alone.
 
-    Every check (input, background, output format, existing output) is made
-    before ``load_remover`` is called to load the model.
+    Every check (input, background, output format, existing output, the memory the picture
+    needs with ``batch_size`` and ``quality``) is made before ``load_remover`` is called to load the model.
     """
     image_format = _writable_format(destination, mode)
     check_destination(destination, overwrite=overwrite)
-    frame = read_rgb(source)
+    frame = read_rgb(source, check=lambda width, height: check_frames(width, height, batch_size, quality))
     height, width = frame.shape[:2]
     background = read_rgb(mode.image, (width, height)) if mode.image is not None else None
     remover = load_remover()

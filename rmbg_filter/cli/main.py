@@ -1,10 +1,12 @@
 """The ``rmbg-filter`` command line.
 
 Exit status: 0 success; 2 a usage or input error (bad option, missing or
-unreadable input, existing output, unusable model); 1 any other failure
-(for ``batch``: any input failed, each recorded in its manifest); 130
-interrupted (SIGINT, Ctrl-C); 143 terminated (SIGTERM). Every error is one
-line on stderr; an interrupted or terminated command leaves no output.
+unreadable input, existing output, unwritable folder, unusable model, a request
+too large for memory); 1 any other failure (a decode error, a full disk; for
+``batch``: any input failed, each recorded in its manifest); 130 interrupted
+(SIGINT, Ctrl-C); 141 the reader of ``pipe``'s output went away (as a writer
+killed by SIGPIPE); 143 terminated (SIGTERM). Every error is one line on stderr;
+an interrupted or terminated command leaves no output.
 """
 
 from __future__ import annotations
@@ -12,19 +14,22 @@ from __future__ import annotations
 import argparse
 import ctypes
 import dataclasses
+import errno
 import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, NoReturn, TypeVar
 
 from ..compositing import MODE_WORDS, parse_output
 from ..errors import InputError, Mention, OptionError, ProcessingError, Spelling, first_line
+from ..memory import check_frames
 from ..options import MODEL_ENV, ModelOptions, QualityOptions, all_specs, specs, split_keywords
 from .batch import FORMATS, Manifest
 from .pipe import PIXEL_FORMATS, parse_size
+from .safe_output import is_temporary
 
 if TYPE_CHECKING:
     from ..engine import BackgroundRemover
@@ -34,7 +39,7 @@ __all__ = ["main"]
 T = TypeVar("T")
 
 PROG = "rmbg-filter"
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE, EXIT_TERMINATED = 0, 1, 2, 130, 141, 143
 
 
 class Terminated(BaseException):
@@ -181,28 +186,29 @@ def keep_freed_memory() -> None:
 
 
 def load_engine(options: ModelOptions) -> BackgroundRemover:
-    """The engine ``options`` ask for."""
-    from ..engine import build
+    """The engine ``options`` ask for: the process's one for them (``engine.shared_engine``), so that
+    ``main`` called many times in one process loads each model once."""
+    from ..engine import shared_engine
 
     keep_freed_memory()
-    return build(options)
+    return shared_engine(options)
 
 
-def _run(args: argparse.Namespace) -> None:
+def _run(args: argparse.Namespace, stdin: BinaryIO | None, stdout: BinaryIO | None) -> None:
     options, quality = chosen_options(args)
     if args.command == "image":
         from .image import remove_background_from_image
 
         width, height = remove_background_from_image(lambda: load_engine(options), args.input, args.output, args.mode,
-                                                     quality, overwrite=args.overwrite)
+                                                     quality, overwrite=args.overwrite, batch_size=options.batch_size)
         print(f"wrote {args.output} ({width}x{height}, {args.mode.kind})", file=sys.stderr)
     elif args.command == "pipe":
         from .pipe import PipeOptions, run_pipe
 
-        stream = PipeOptions(args.size, args.pix_fmt, args.mode, args.out_format == "y4m", quality)
+        stream = PipeOptions(args.size, args.pix_fmt, args.mode, args.out_format == "y4m", quality, options.batch_size)
         # unbuffered: a read left waiting on stdin when the command is interrupted holds no lock
         # that the interpreter's exit would wait for (it aborts instead)
-        run_pipe(lambda: load_engine(options), stream, sys.stdin.buffer.raw, sys.stdout.buffer)
+        run_pipe(lambda: load_engine(options), stream, stdin or sys.stdin.buffer.raw, stdout or sys.stdout.buffer)
     elif args.command == "video":
         from .video import VideoJob, VideoOptions
 
@@ -211,6 +217,7 @@ def _run(args: argparse.Namespace) -> None:
         video = VideoOptions(args.mode, args.codec, args.pix_fmt, args.crf, args.overwrite,
                              progress=sys.stderr.isatty() and not args.quiet, quality=quality)
         with VideoJob(args.input, args.output, video, args.preview) as job:
+            check_frames(*job.size, options.batch_size, quality)
             remover = load_engine(options)
             if args.preview is not None:
                 rows = job.preview(remover)
@@ -250,13 +257,24 @@ def _run_batch(args: argparse.Namespace, options: ModelOptions, quality: Quality
     print(f"{PROG} batch: {tally}; manifest {settings.out_dir / Manifest.NAME}", file=sys.stderr)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+def _system_error(error: OSError) -> str:
+    """An OSError in one line: what the system said, the file (unless one of our temporaries), what to do."""
+    text = error.strerror or first_line(error)
+    if error.filename and not is_temporary(Path(os.fsdecode(error.filename))):
+        text += f": {os.fsdecode(error.filename)}"
+    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        text += "; nothing was kept (free some space, or write elsewhere)"
+    return text
+
+
+def main(argv: Sequence[str] | None = None, *, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> int:
+    """Run the command line; returns the exit status. ``stdin`` and ``stdout``: the streams of ``pipe``
+    (default: the process's own)."""
     args = build_parser().parse_args(argv)
     in_main_thread = threading.current_thread() is threading.main_thread()  # only it may set handlers
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
-        _run(args)
+        _run(args, stdin, stdout)
     except OptionError as error:
         print(f"{PROG} {args.command}: error: {error.worded(FLAGS)}", file=sys.stderr)
         return EXIT_USAGE
@@ -266,15 +284,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ProcessingError as error:
         print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
         return EXIT_FAILURE
-    except BrokenPipeError:  # the reader downstream has gone: stop quietly, as head(1)'s writers do
+    except BrokenPipeError:  # the reader downstream has gone: stop quietly, with the status of head(1)'s writers
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Terminated:
         print(f"{PROG} {args.command}: terminated", file=sys.stderr)
         return EXIT_TERMINATED
+    except OSError as error:  # the system refused a write or read: a full disk, a lost mount, a closed stream
+        print(f"{PROG} {args.command}: error: {_system_error(error)}", file=sys.stderr)
+        return EXIT_FAILURE
     except Exception as error:  # anything else is our failure: still one line, status 1
         print(f"{PROG} {args.command}: error: unexpected {type(error).__name__}: {first_line(error)}", file=sys.stderr)
         return EXIT_FAILURE

@@ -15,9 +15,10 @@ import numpy as np
 
 from ..compositing import OutputMode, composite, read_rgb
 from ..errors import InputError
+from ..memory import check_frame_size, check_frames
 from ..options import QualityOptions
 from .rawio import read_exact
-from .y4m import MAX_SIDE, SIGNATURE, mono_header, read_header, y4m_frames
+from .y4m import SIGNATURE, mono_header, read_header, y4m_frames
 
 if TYPE_CHECKING:
     from ..engine import BackgroundRemover
@@ -47,16 +48,20 @@ class PipeOptions:
     mode: OutputMode
     y4m_out: bool
     quality: QualityOptions = field(default_factory=QualityOptions)
+    #: the engine's batch size, for the memory check made before the model is loaded
+    batch_size: int = 1
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """``WxH`` -> (width, height); ValueError if malformed or too large to be real."""
+    """``WxH`` -> (width, height); ValueError if malformed or too large to be read (``memory.check_frame_size``)."""
     match = _SIZE.match(text)
     if not match:
         raise ValueError(f"size must be WIDTHxHEIGHT such as 1280x720, got {text!r}")
     width, height = int(match.group(1)), int(match.group(2))
-    if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
-        raise ValueError(f"size {width}x{height} is out of range (1 to {MAX_SIDE} a side)")
+    try:
+        check_frame_size(width, height, "size")
+    except InputError as error:
+        raise ValueError(str(error)) from error
     return width, height
 
 
@@ -102,6 +107,7 @@ def run_pipe(load_remover: Callable[[], BackgroundRemover], options: PipeOptions
     else:
         (width, height), rate, aspect = options.size, "25:1", "1:1"
         frames = raw_frames(stdin, width, height, options.pix_fmt or "rgb24", bytes(start))
+    check_frames(width, height, options.batch_size, options.quality)
     if options.y4m_out and options.mode.kind != "alpha":
         raise InputError("--out-format y4m carries --output alpha only; use raw for rgba and composites")
     background = None

@@ -6,19 +6,25 @@ from typing import BinaryIO
 
 __all__ = ["read_exact"]
 
+#: the most read_exact sets aside before data arrives: a header's word alone never allocates a frame
+FIRST_CHUNK = 16 << 20
+
 
 def read_exact(stream: BinaryIO, size: int) -> bytearray:
     """Read up to ``size`` bytes, retrying short reads (pipes deliver in pieces).
 
-    Returns fewer than ``size`` bytes only at the end of the stream.
+    Returns fewer than ``size`` bytes only at the end of the stream. The buffer grows
+    (doubling, from FIRST_CHUNK) as data arrives, so a stream that declares large
+    frames and ends takes no more memory than it sent.
     """
-    buffer = bytearray(size)
-    view = memoryview(buffer)
+    buffer = bytearray(min(size, FIRST_CHUNK))
     filled = 0
     while filled < size:
-        count = stream.readinto(view[filled:])
+        if filled == len(buffer):
+            buffer += bytes(min(size, 2 * len(buffer)) - len(buffer))
+        with memoryview(buffer) as view:
+            count = stream.readinto(view[filled:])
         if not count:
             break
         filled += count
-    del view
     return buffer if filled == size else buffer[:filled]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import InputError
 
-__all__ = ["atomic_folder", "atomic_output", "atomic_sequence", "check_destination", "is_pattern",
+__all__ = ["atomic_folder", "atomic_output", "atomic_sequence", "check_destination", "is_pattern", "is_temporary",
            "remove_stale_temporaries"]
 
 
@@ -34,13 +34,16 @@ def is_pattern(destination: Path) -> bool:
 
 def check_destination(destination: Path, *, overwrite: bool) -> None:
     """Raise InputError if ``destination`` (a file, or a ``%d`` pattern's first file) exists
-    and ``overwrite`` is false, or if its folder does not exist."""
+    and ``overwrite`` is false, or if its folder does not exist or is not writable."""
     first = destination.parent / _COUNTER.sub(lambda m: m.group() % 1, destination.name, count=1) \
         if is_pattern(destination) else destination
     if first.exists() and not overwrite:
         raise InputError(f"{first} already exists; pass --overwrite (or -y) to replace it")
     if not destination.parent.is_dir():
         raise InputError(f"cannot write {destination}: folder {destination.parent} does not exist")
+    if not os.access(destination.parent, os.W_OK):  # read-only mounts too; asked before any work
+        raise InputError(f"cannot write {destination}: folder {destination.parent} is not writable "
+                         "(its permissions, or a read-only disk); write elsewhere")
 
 
 @contextlib.contextmanager
@@ -126,6 +129,11 @@ def _temporary_folder(destination: Path, kind: str) -> Path:
 
 #: a temporary's name: the destination's name (for a file, its stem, with its suffix after ``partial``)
 _TEMPORARY = re.compile(rf"\.(?P<name>.+)\.{_MARK}[a-z0-9_]{{8}}\.(?:partial(?P<suffix>\.[^.]+)?|old)")
+
+
+def is_temporary(path: Path) -> bool:
+    """Whether ``path`` is named as this module's temporary files and folders are."""
+    return _TEMPORARY.fullmatch(path.name) is not None
 
 
 def remove_stale_temporaries(destinations: Iterable[Path]) -> list[Path]:

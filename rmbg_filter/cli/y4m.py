@@ -15,6 +15,7 @@ import av
 import numpy as np
 
 from ..errors import InputError
+from ..memory import check_frame_size
 from .avframes import fill_plane
 from .rawio import read_exact
 
@@ -22,7 +23,6 @@ __all__ = ["SIGNATURE", "Y4mHeader", "mono_header", "read_header", "y4m_frames"]
 
 SIGNATURE = b"YUV4MPEG2 "
 MAX_LINE = 4096
-MAX_SIDE = 16384
 #: y4m colour-space tag -> (PyAV pixel format, bytes a sample, chroma subsampling (x, y) as shifts)
 COLOR_SPACES: dict[str, tuple[str, int, tuple[int, int] | None]] = {
     "420jpeg": ("yuv420p", 1, (1, 1)),
@@ -85,8 +85,7 @@ def read_header(stream: BinaryIO, start: bytes = b"") -> Y4mHeader:
     except (KeyError, ValueError) as error:
         raise InputError(f"y4m header lacks a valid width and height: {line.decode(errors='replace').strip()}") \
             from error
-    if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
-        raise InputError(f"y4m frame size {width}x{height} is out of range (1 to {MAX_SIDE} a side)")
+    check_frame_size(width, height, "y4m frame size")
     color_space = fields.get("C", "420jpeg")
     if color_space not in COLOR_SPACES:
         raise InputError(f"y4m colour space C{color_space} is not supported; "
