@@ -21,7 +21,7 @@ PYTHON_VS     ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python
 endif
 VS_PY         := $(VS_VENV)/bin/python
 
-.PHONY: setup test demo bench quality gst-qos batch-bench lint clean
+.PHONY: setup test demo bench quality gst-qos batch-bench fuzz soak lint clean
 
 setup: $(VENV)/.installed $(VS_VENV)/.installed-vs
 
@@ -44,7 +44,7 @@ $(VS_VENV)/.installed-vs: $(VENV)/.installed
 		[ -n "$(PYTHON_VS)" ] || { echo "setup: VapourSynth needs Python 3.12+; install python3.12 or set PYTHON_VS=/path/to/python3.12" >&2; exit 2; }; \
 		$(PYTHON_VS) -m venv $(VS_VENV) && $(VS_PY) -m pip install -q --upgrade pip && $(VS_PY) -m pip install -q "$(TORCH)"; \
 	fi
-	$(VS_PY) -m pip install -q -e ".[vapoursynth,onnx]"
+	$(VS_PY) -m pip install -q -e ".[vapoursynth,onnx,fuzz]"
 	$(VS_VENV)/bin/vapoursynth config
 	touch $@
 
@@ -78,8 +78,17 @@ gst-qos: setup
 batch-bench: setup
 	$(PY) scripts/batch_bench.py
 
+# every fuzz test at its full count, fresh random cases each run (about 15 minutes; make test runs a fixed
+# slice of each); the last lines add up the cases run
+FUZZ_TESTS := tests/test_fuzz_pipe.py tests/test_fuzz_model.py tests/test_gst_reliability.py tests/test_vs_fuzz.py
+fuzz: SHELL := /bin/bash
+fuzz: setup
+	set -o pipefail; RMBG_FUZZ=1 RMBG_VS_PYTHON=$(abspath $(VS_PY)) $(PY) -m pytest -q -p no:cacheprovider -s \
+		--hypothesis-show-statistics $(FUZZ_TESTS) 2>&1 | tee fuzz.log
+	$(PY) scripts/fuzz_summary.py fuzz.log
+
 lint: setup
 	$(PY) -m ruff check rmbg_filter plugins tests scripts
 
 clean:
-	rm -rf $(VENV) $(VS_VENV) demo .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(VS_VENV) demo .pytest_cache .ruff_cache .hypothesis fuzz.log *.egg-info

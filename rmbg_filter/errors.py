@@ -13,15 +13,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["KEYWORDS", "InputError", "Mention", "ModelLoadError", "OptionError", "ProcessingError", "Spelling",
-           "first_line"]
+           "first_line", "one_line"]
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped (``\\n``): a path with a newline
+    in its name still makes a one-line message."""
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
 
 
 class InputError(Exception):
     """Bad input from the user (a file, an option, a stream): one line says what and what to do."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(one_line(message))
+
 
 class ProcessingError(Exception):
     """Work on valid-looking input failed part way (a decode error in the middle): exit status 1."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(one_line(message))
 
 
 @dataclass(frozen=True)
@@ -76,8 +88,8 @@ class OptionError(InputError, ValueError):
         super().__init__(self.worded(KEYWORDS))
 
     def worded(self, spelling: Spelling) -> str:
-        """The message with every option in ``spelling``."""
-        return "".join(part if isinstance(part, str) else spelling.render(part) for part in self.parts)
+        """The message with every option in ``spelling``, on one line."""
+        return one_line("".join(part if isinstance(part, str) else spelling.render(part) for part in self.parts))
 
 
 class ModelLoadError(OptionError):

@@ -46,11 +46,20 @@ def resolve_model(model: str | os.PathLike[str] | None) -> str | Path:
     text = os.fspath(model)
     path = Path(text).expanduser()
     looks_local = text.startswith(("/", ".", "~")) or text.lower().endswith(WEIGHT_SUFFIXES)
-    if isinstance(model, os.PathLike) or path.exists() or looks_local or not _REPO_ID.match(text):
-        if not path.exists():
+    exists = _exists(path)
+    if isinstance(model, os.PathLike) or exists or looks_local or not _REPO_ID.match(text):
+        if not exists:
             raise ModelLoadError(f"model not found: {text} is neither a file, a directory nor a Hub repo id; ", *_HOW)
         return path
     return text
+
+
+def _exists(path: Path) -> bool:
+    """Whether ``path`` exists; False for a name no file can have (too long, a NUL byte in it)."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
 
 
 def load_network(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -148,3 +149,39 @@ def test_decompression_bombs_are_refused_for_image_and_background(inputs: dict[s
                                                "accepted")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["bomb.png"]
 
+
+
+OUT_OF_MEMORY = """
+import resource, sys
+import numpy as np
+from rmbg_filter import load
+
+def peak():
+    return next(int(line.split()[1]) << 10 for line in open("/proc/self/status") if line.startswith("VmPeak"))
+
+remover = load(sys.argv[1], device="cpu", runtime="torch", model_size=1024, batch_size=4)
+frames = np.random.default_rng(0).integers(0, 256, (4, 48, 64, 3), np.uint8)
+alone = np.stack([remover(frame) for frame in frames])  # one frame a network call: the peak of a batch of 1
+resource.setrlimit(resource.RLIMIT_AS, (peak() + (1200 << 20),) * 2)  # room for 2 frames, not 4 (850 MB each)
+for _ in range(2):
+    assert np.abs(remover(frames).astype(int) - alone).max() <= 1  # as batches of 1 make them, to rounding
+print(remover.asked_batch_size, remover.batch_size)
+"""
+
+
+def test_running_out_of_memory_halves_the_batch_and_says_so_once(checkpoints: dict[str, Path]) -> None:
+    """A real allocation failure (the CPU allocator's, under an address-space limit; CUDA's is handled the
+    same way): the batch runs again in halves, the alphas are the same, one line says so."""
+    done = subprocess.run([sys.executable, "-c", OUT_OF_MEMORY, str(checkpoints["safetensors"])],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["4", "2"]
+    assert done.stderr == ("rmbg-filter: out of memory with batches of 4 frames; going on with 2 (ask for that "
+                           "batch size to skip the failed tries)\n")
+
+
+def test_a_name_with_a_line_break_still_makes_one_line(tmp_path: Path) -> None:
+    """Messages quote what the user gave; its control characters are escaped so the error stays one line."""
+    done = run_cli("image", tmp_path / "two\nlines.png", tmp_path / "out.png", "--model", tmp_path / "m\x1b.onnx")
+    assert done.returncode == 2
+    assert one_error_line(done) == f"rmbg-filter image: error: input not found: {tmp_path}/two\\nlines.png"

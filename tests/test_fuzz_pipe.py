@@ -82,7 +82,19 @@ def engine_words(model: str) -> list[str]:
 
 numbers = st.one_of(st.integers(-3, 12).map(str), st.sampled_from(["", "1e400", "nan", "inf", "-0", "0x10", "9" * 30]),
                     st.floats(allow_nan=True).map(str), st.text(max_size=6))
-quality_words = st.lists(st.one_of(
+#: quality and batching options that are all valid: half the cases, so that most of those run frames through
+valid_quality_words = st.lists(st.one_of(
+    st.tuples(st.just("--temporal-radius"), st.integers(0, 3).map(str)),
+    st.tuples(st.just("--refine"), st.sampled_from(["none", "guided"])),
+    st.tuples(st.just("--refine-radius"), st.integers(1, 4).map(str)),
+    st.tuples(st.just("--refine-eps"), st.sampled_from(["1e-5", "0.01", "1"])),
+    st.tuples(st.just("--normalize"), st.sampled_from(["minmax", "none"])),
+    st.tuples(st.just("--reuse-threshold"), st.sampled_from(["0", "30", "60"])),
+    st.tuples(st.just("--batch-size"), st.integers(1, 3).map(str)),
+    st.tuples(st.just("--dtype"), st.sampled_from(["float32", "bfloat16"])),
+    st.just(("--decontaminate",)),
+), max_size=4).map(lambda pairs: [word for pair in pairs for word in pair])
+fuzzed_quality_words = st.lists(st.one_of(
     st.tuples(st.just("--temporal-radius"), numbers),
     st.tuples(st.just("--refine"), st.sampled_from(["none", "guided", "Guided", "", "bilateral"])),
     st.tuples(st.just("--refine-radius"), numbers),
@@ -93,6 +105,7 @@ quality_words = st.lists(st.one_of(
     st.tuples(st.just("--dtype"), st.sampled_from(["float32", "bfloat16", "float64", "auto"])),
     st.just(("--decontaminate",)),
 ), max_size=4).map(lambda pairs: [word for pair in pairs for word in pair])
+quality_words = st.one_of(valid_quality_words, fuzzed_quality_words)
 
 
 def output_words(files: dict[str, str]) -> st.SearchStrategy[str]:
@@ -107,9 +120,26 @@ def output_words(files: dict[str, str]) -> st.SearchStrategy[str]:
 
 
 @st.composite
+def well_formed_y4m(draw: st.DrawFn) -> tuple[bytes, int, int]:
+    """A y4m stream as ffmpeg writes it: any colour space and range, odd sizes, 1 to 3 whole frames."""
+    width, height = draw(st.integers(1, 40)), draw(st.integers(1, 40))
+    space = draw(st.sampled_from(sorted(COLOR_SPACES)))
+    color_range = draw(st.sampled_from(["", " XCOLORRANGE=FULL", " XCOLORRANGE=LIMITED"]))
+    stream = f"YUV4MPEG2 W{width} H{height} F25:1 Ip A1:1 C{space}{color_range}\n".encode()
+    sample, shift_x, shift_y = COLOR_SPACES[space]
+    chroma = 0 if shift_x is None else 2 * -(-width >> shift_x) * -(-height >> shift_y)
+    size = (width * height + chroma) * sample
+    for _ in range(draw(st.integers(1, 3))):
+        stream += b"FRAME\n" + draw(st.binary(min_size=size, max_size=size))
+    return stream, width, height
+
+
+@st.composite
 def y4m_streams(draw: st.DrawFn) -> tuple[bytes, int, int]:
     """A y4m stream (a header of valid and invalid tags in any order, frames of the right size or not,
-    cut anywhere, sometimes with bytes changed), its width and height as declared."""
+    cut anywhere, sometimes with bytes changed), its width and height as declared. Half are well formed."""
+    if draw(st.booleans()):
+        return draw(well_formed_y4m())
     width = draw(st.one_of(st.integers(1, 40), st.sampled_from([0, -4, 16384, 16385, 10 ** 12])))
     height = draw(st.one_of(st.integers(1, 40), st.sampled_from([0, -4, 16384, 16385, 10 ** 12])))
     space = draw(st.one_of(st.sampled_from(sorted(COLOR_SPACES)), st.text(max_size=6)))
@@ -156,11 +186,11 @@ def test_y4m_stdin(y4m: tuple[bytes, int, int], out_format: str, mode: str, word
 def raw_streams(draw: st.DrawFn) -> tuple[str, str, bytes]:
     """A ``--size`` word, a ``--pix-fmt`` word and a raw stdin: whole frames, cut frames, any bytes."""
     width, height = draw(st.integers(1, 24)), draw(st.integers(1, 24))
-    size = draw(st.one_of(st.just(f"{width}x{height}"), st.sampled_from(
+    size = draw(st.one_of(st.just(f"{width}x{height}"), st.just(f"{width}x{height}"), st.sampled_from(
         ["0x4", "4x0", "-4x4", "4x", "x4", "4X4", "16385x2", "16384x16384", "12000x12000", "4x4x4", " 4x4",
          "\uff14x4"]),
         st.text(max_size=8)))
-    pix_fmt = draw(st.one_of(st.sampled_from(sorted(PIXEL_FORMATS)), st.sampled_from(["RGB24", "yuv420p", ""])))
+    pix_fmt = draw(st.one_of(*[st.sampled_from(sorted(PIXEL_FORMATS))] * 3, st.sampled_from(["RGB24", "yuv420p", ""])))
     frame = width * height * PIXEL_FORMATS.get(pix_fmt, (3,))[0]
     count = draw(st.integers(0, 3))
     data = draw(st.binary(min_size=frame * count, max_size=frame * count))

@@ -197,8 +197,8 @@ class Manifest:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             file = self.path.open("a", encoding="utf-8")
         except OSError as error:
-            raise InputError(f"cannot write {self.path} ({error.strerror or first_line(error)}); give a writable --out-dir") \
-                from error
+            reason = error.strerror or first_line(error)
+            raise InputError(f"cannot write {self.path} ({reason}); give a writable --out-dir") from error
         with file:
             try:
                 fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
