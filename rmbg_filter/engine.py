@@ -69,9 +69,14 @@ class Backend:
         except (RuntimeError, TypeError) as error:
             raise OptionError("device", Mention("device"), f" must be auto, cpu, cuda, cuda:N or mps, got {device!r}") \
                 from error
+        if chosen.type not in ("cpu", "cuda", "mps"):  # torch knows meta, xla, hpu, ...: none runs this network
+            raise OptionError("device", Mention("device"), f" must be auto, cpu, cuda, cuda:N or mps, got {device!r}")
         if chosen.type == "cuda" and not torch.cuda.is_available():
             raise OptionError("device", Mention("device"), f" is {device!r}, but torch sees no CUDA GPU; use ",
                               Mention("device", "cpu"))
+        if chosen.type == "cuda" and (chosen.index or 0) >= torch.cuda.device_count():
+            raise OptionError("device", Mention("device"), f" is {device!r}, but torch sees "
+                              f"{torch.cuda.device_count()} CUDA GPUs (cuda:0 to cuda:{torch.cuda.device_count() - 1})")
         if chosen.type == "mps" and not torch.backends.mps.is_available():
             raise OptionError("device", Mention("device"), " is 'mps', but torch sees no Apple GPU; use ",
                               Mention("device", "cpu"))

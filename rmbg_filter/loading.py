@@ -44,6 +44,8 @@ def resolve_model(model: str | os.PathLike[str] | None) -> str | Path:
     if model is None:
         model = os.environ.get(MODEL_ENV) or DEFAULT_MODEL
     text = os.fspath(model)
+    if not text:  # Path("") is the working directory: never load whatever lies there unasked
+        raise ModelLoadError("model is empty; ", *_HOW)
     path = Path(text).expanduser()
     looks_local = text.startswith(("/", ".", "~")) or text.lower().endswith(WEIGHT_SUFFIXES)
     exists = _exists(path)

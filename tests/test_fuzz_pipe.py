@@ -166,7 +166,7 @@ def y4m_streams(draw: st.DrawFn) -> tuple[bytes, int, int]:
     return stream, width, height
 
 
-@fuzzing.cases(full=2500, slice=60)
+@fuzzing.cases(full=3000, slice=60)
 @given(y4m=y4m_streams(), out_format=st.sampled_from(["raw", "y4m"]), mode=st.sampled_from(["alpha", "rgba"]),
        words=quality_words)
 def test_y4m_stdin(y4m: tuple[bytes, int, int], out_format: str, mode: str, words: list[str], files: dict[str, str],
@@ -198,7 +198,7 @@ def raw_streams(draw: st.DrawFn) -> tuple[str, str, bytes]:
     return size, pix_fmt, data
 
 
-@fuzzing.cases(full=2500, slice=60)
+@fuzzing.cases(full=3000, slice=60)
 @given(raw=raw_streams(), words=quality_words, out_format=st.sampled_from(["raw", "y4m", "rgb"]))
 def test_raw_stdin_and_size_and_pixel_format(raw: tuple[str, str, bytes], words: list[str], out_format: str,
                                              files: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:

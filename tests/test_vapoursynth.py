@@ -214,3 +214,18 @@ def test_vspipe_reports_a_missing_model_and_fails(tmp_path: Path, checkpoints) -
     assert done.returncode != 0
     assert b"vsrmbg.mask: " in done.stderr and b"missing/model.safetensors" in done.stderr
     assert done.stdout == b""
+
+
+def test_frames_too_large_for_memory_are_refused_when_the_node_is_made(tmp_path: Path, checkpoints) -> None:
+    done = run_vs("""
+        import os
+        try:
+            vsrmbg.mask(core.std.BlankClip(format=vs.RGB24, width=16384, height=10922), os.environ["MODEL"],
+                        model_size=32, batch_size=64, temporal_radius=8)
+        except vs.Error as error:
+            print(str(error))
+    """, tmp_path, checkpoints["safetensors"])
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().startswith("vsrmbg.mask: frames of 16384x10922 need about 367.4 GiB of memory, more "
+                                           "than the ")
+    assert done.stdout.decode().strip().endswith("available; scale them down, or lower batch_size= or temporal_radius=")

@@ -45,6 +45,8 @@ __all__ = ["mask", "rmbg"]
 
 #: Frame properties copied from the source frame to the mask frame: timing only.
 _TIMING_PROPS = ("_DurationNum", "_DurationDen", "_AbsoluteTime")
+#: zimg's matrix names that turn YUV into RGB by themselves (the others need more colorimetry, or are not YUV's)
+_YUV_MATRICES = ("709", "170m", "470bg", "240m", "fcc", "ycgco", "2020ncl")
 
 
 def mask(clip: vs.VideoNode, model: str | None = None, *, matrix: str = "709", **options: Any) -> vs.VideoNode:
@@ -92,12 +94,14 @@ def _alpha8(function: str, clip: Any, model: str | None, matrix: str, options: d
     """The GRAY8 alpha clip of ``clip``, the RGB24 clip it was computed from, and the quality options;
     errors are vs.Error naming ``function`` (and the keyword at fault).
 
-    The options are checked first, then the clip, then the engine is loaded (or shared).
+    The options are checked first, then the clip, then the engine is loaded (or shared) and the
+    memory its frames need is checked.
     """
     try:
         chosen, quality = split_keywords({"model": model, **options})
         rgb = _as_rgb24(function, clip, matrix)
         remover = shared_engine(chosen)
+        remover.check_frames(rgb.height, rgb.width, quality)  # frames too large for memory: refused now
     except (OptionError, InputError) as error:
         message = error.worded(KEYWORDS) if isinstance(error, OptionError) else str(error)
         raise vs.Error(f"{function}: {message}") from error
@@ -232,8 +236,12 @@ def _as_rgb24(function: str, clip: Any, matrix: str) -> vs.VideoNode:
     family = clip.format.color_family
     if family not in (vs.RGB, vs.YUV):
         raise vs.Error(f"{function}: clip must be RGB or YUV, got {clip.format.name}")
+    if clip.format.sample_type == vs.INTEGER and clip.format.bits_per_sample > 16:
+        raise vs.Error(f"{function}: clip must have 8 to 16 bits or float samples, got {clip.format.name}")
     if not isinstance(matrix, str) or not matrix:
         raise vs.Error(f"{function}: matrix= must be a zimg matrix name such as '709', got {matrix!r}")
+    if family == vs.YUV and matrix not in _YUV_MATRICES:
+        raise vs.Error(f"{function}: matrix= must be one of {', '.join(_YUV_MATRICES)} for a YUV clip, got {matrix!r}")
     if clip.format.id == vs.RGB24:
         return clip
     if family == vs.RGB:
