@@ -108,8 +108,8 @@ def test_a_model_that_will_not_load_is_one_line_status_2_and_writes_nothing(
     assert one_error_line(done).startswith(f"rmbg-filter {command}: error: {inputs['broken']}: not a readable ONNX")
     assert done.stdout == ""
     assert sorted(path.name for path in out.iterdir()) == ([] if command != "batch" else ["manifest.jsonl"])
-    if command == "batch":
-        assert [record["status"] for record in read_manifest(out)] == ["failed"] or read_manifest(out) == []
+    if command == "batch":  # the model loads before the first file: no file was tried
+        assert read_manifest(out) == []
 
 
 def test_a_full_stdout_is_one_line_status_1(checkpoints: dict[str, Path]) -> None:
