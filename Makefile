@@ -84,8 +84,8 @@ FUZZ_TESTS := tests/test_fuzz_pipe.py tests/test_fuzz_model.py tests/test_gst_re
 fuzz: SHELL := /bin/bash
 fuzz: setup
 	set -o pipefail; RMBG_FUZZ=1 RMBG_VS_PYTHON=$(abspath $(VS_PY)) $(PY) -m pytest -q -p no:cacheprovider -s \
-		--hypothesis-show-statistics $(FUZZ_TESTS) 2>&1 | tee fuzz.log
-	$(PY) scripts/fuzz_summary.py fuzz.log
+		--hypothesis-show-statistics $(FUZZ_TESTS) 2>&1 | tee fuzz.log; status=$$?; \
+	$(PY) scripts/fuzz_summary.py fuzz.log && exit $$status
 
 # resident memory of 10,000 small frames through rmbg-filter pipe and 10,000 buffers through the GStreamer element,
 # IS-Net small at model size 32 (about 5 minutes; exit 1 if it grows after warm-up; tests/test_soak.py is the slice)

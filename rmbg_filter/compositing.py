@@ -127,7 +127,7 @@ def read_rgb(path: Path, size: tuple[int, int] | None = None, *,
         with warnings.catch_warnings():  # Pillow's bomb warning: the size is checked here, before decoding
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as picture:
-                check_frame_size(*picture.size, str(path))
+                check_frame_size(*picture.size, str(path), side_limit=False)
                 if check is not None:
                     check(*picture.size)
                 upright = ImageOps.exif_transpose(picture).convert("RGB")

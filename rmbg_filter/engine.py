@@ -114,8 +114,8 @@ class BackgroundRemover:
         #: the batch size asked for, when running out of memory has lowered ``batch_size`` (see ``mattes``)
         self.asked_batch_size: int | None = None
         self._said_smaller = False
-        #: the frame shapes (H,W) whose memory has been checked (see ``check_frames``)
-        self._checked: set[tuple[int, int]] = set()
+        #: the frame shapes (H,W), quality options and counts whose memory has been checked (see ``check_frames``)
+        self._checked: set[tuple[int, int, QualityOptions, int | None]] = set()
         self.network = network.to(device=backend.device, dtype=backend.dtype,
                                   memory_format=torch.channels_last).eval()
         #: the dtype the network's input is made in (see _stem_in_float32)
@@ -142,12 +142,13 @@ class BackgroundRemover:
         """
         quality = quality or QualityOptions()
         batch, batched = as_frame_batch(frames)
-        self.check_frames(batch.shape[1], batch.shape[2], quality)
+        self.check_frames(batch.shape[1], batch.shape[2], quality, frames=batch.shape[0])
         if quality.temporal_radius or quality.reuse_threshold:
             alphas = np.stack(list(self.stream(batch, quality=quality)))
         else:
-            alphas = np.concatenate([self.infer_batch(batch[start:start + self.batch_size], quality)
-                                     for start in range(0, batch.shape[0], self.batch_size)])
+            step = self.batch_size  # once: running out of memory may lower it meanwhile (mattes splits then)
+            alphas = np.concatenate([self.infer_batch(batch[start:start + step], quality)
+                                     for start in range(0, batch.shape[0], step)])
         return alphas if batched else alphas[0]
 
     def infer_batch(self, batch: torch.Tensor, quality: QualityOptions | None = None) -> np.ndarray:
@@ -169,9 +170,10 @@ class BackgroundRemover:
         Holds the engine's lock: callers in several threads (VapourSynth's, two GStreamer
         elements sharing one engine) take turns on the network.
 
-        On running out of memory (CUDA's, or the CPU allocator's), ``batch_size`` is halved
-        and the batch run again in parts, down to single frames; the first time, one warning
-        is logged (``logging``, so stderr unless the application routes it) once a size works.
+        On running out of memory (the torch runtime's: CUDA's, MPS's or the CPU allocator's),
+        ``batch_size`` is halved and the batch run again in parts, down to single frames; the
+        first time, one warning is logged (``logging``, so stderr unless the application routes
+        it) once a size works. ONNX Runtime's own allocation failures are raised as they are.
         """
         with self.lock, torch.inference_mode():
             self.network_runs += views.shape[0]
@@ -184,9 +186,12 @@ class BackgroundRemover:
                                             for part in views.split(self.batch_size)])
                     break
                 except RuntimeError as error:
-                    if self.batch_size == 1 or not _out_of_memory(error):
+                    ran = min(views.shape[0], self.batch_size)  # a compiled graph runs batch_size, padded
+                    if not _out_of_memory(error) or (self.batch_size if self.compile else ran) == 1:
                         raise
-                    self._halve_batch()
+                    if not self.compile:
+                        self.batch_size = ran  # halved below, once the failed try's tensors are freed
+                self._halve_batch()
             if self.asked_batch_size is not None and not self._said_smaller:  # once a size has worked
                 self._said_smaller = True
                 _LOG.warning("rmbg-filter: out of memory with batches of %d frames; going on with %d (ask for "
@@ -194,7 +199,11 @@ class BackgroundRemover:
             return mattes
 
     def _halve_batch(self) -> None:
-        """Run the network on half as many frames at a time from now on (after running out of memory)."""
+        """Run the network on half as many frames at a time from now on (after running out of memory).
+
+        A compiled graph is compiled again for the new size; the old one's memory stays with
+        torch.compile's caches (resetting them would drop other engines' graphs too).
+        """
         if self.asked_batch_size is None:
             self.asked_batch_size = self.batch_size
         self.batch_size //= 2
@@ -203,16 +212,21 @@ class BackgroundRemover:
         if self.compile:  # its graph was made for the old batch size
             self._matte = compiled_matte(self.network, self.batch_size, self.backend.device)
 
-    def check_frames(self, height: int, width: int, quality: QualityOptions) -> None:
+    def check_frames(self, height: int, width: int, quality: QualityOptions, frames: int | None = None) -> None:
         """OptionError (see ``memory.check_frames``) when frames of ``width`` x ``height`` cannot be worked
-        on in this machine's memory with this engine's batch size and ``quality``; once a shape."""
-        if (height, width) in self._checked:
+        on in this machine's memory with this engine's batch size and ``quality``: ``frames`` at once, or
+        (None) a stream's frames in flight. On a GPU the network and finishing work there, not in this
+        machine's memory. Once for each shape, options and count."""
+        key = (height, width, quality, frames)
+        if key in self._checked:
             return
+        on_host = self.backend.device.type == "cpu"
         network = 0
-        if self.backend.device.type == "cpu":
+        if on_host:
             network = memory.network_bytes(self.batch_size, max(self.model_size), self.backend.dtype.itemsize)
-        memory.check_frames(width, height, self.batch_size, quality, network)
-        self._checked.add((height, width))
+        memory.check_frames(width, height, self.batch_size, quality, network=network, host_finishing=on_host,
+                            frames=frames)
+        self._checked.add(key)
 
     def stream(self, frames: Iterable[Any], *, depth: int = 2,
                quality: QualityOptions | None = None) -> Iterator[np.ndarray]:
@@ -342,7 +356,8 @@ class BackgroundRemover:
                     tags, pending = [], []
                 tags.append(tag)
                 pending.append(tensor)
-                if len(pending) == self.batch_size:  # now, not when the next frame comes (a live source's latency)
+                if len(pending) >= self.batch_size:  # now, not when the next frame comes (a live source's latency);
+                    # >=: running out of memory may have lowered the batch size while frames were pending
                     yield tags, torch.cat(pending)
                     tags, pending = [], []
         except Exception:
@@ -428,6 +443,7 @@ def shared_engine(options: ModelOptions) -> BackgroundRemover:
 
 
 def _out_of_memory(error: RuntimeError) -> bool:
-    """Whether ``error`` is an allocation that failed: torch's OutOfMemoryError (CUDA, MPS) or the CPU
-    allocator's RuntimeError (which has no class of its own)."""
-    return isinstance(error, torch.OutOfMemoryError) or "can't allocate memory" in str(error)
+    """Whether ``error`` is an allocation that failed: torch's OutOfMemoryError (CUDA), or a RuntimeError
+    that says so (MPS: "MPS backend out of memory"; the CPU allocator: "can't allocate memory")."""
+    text = str(error)
+    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text

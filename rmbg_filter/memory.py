@@ -61,9 +61,13 @@ def available_bytes() -> int | None:
     try:
         limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
         used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+        stat = dict(line.split() for line in Path("/sys/fs/cgroup/memory.stat").read_text().splitlines())
     except (OSError, ValueError):
         return available
-    return available if limit == "max" else min(available, int(limit) - used)
+    if limit == "max":
+        return available
+    used -= int(stat.get("inactive_file", 0))  # page cache the kernel takes back first: not in use
+    return max(0, min(available, int(limit) - used))
 
 
 def network_bytes(batch_size: int, model_size: int, dtype_bytes: int = 4) -> int:
@@ -72,18 +76,22 @@ def network_bytes(batch_size: int, model_size: int, dtype_bytes: int = 4) -> int
     return batch_size * model_size ** 2 * NETWORK_BYTES_PER_PIXEL * dtype_bytes // 4
 
 
-def frame_bytes(width: int, height: int, batch_size: int, quality: QualityOptions) -> int:
-    """Bytes the frames in flight and their finishing take, for frames of ``width`` x ``height``."""
-    in_flight = BATCHES_IN_FLIGHT * batch_size + 2 * quality.temporal_radius + 1
+def frame_bytes(width: int, height: int, batch_size: int, quality: QualityOptions, *, host_finishing: bool = True,
+                frames: int | None = None) -> int:
+    """Bytes the frames in flight and their finishing take, for frames of ``width`` x ``height``: ``frames``
+    at once, or (None) a stream's (BATCHES_IN_FLIGHT batches and the temporal window). ``host_finishing``:
+    finishing runs in this machine's memory (on the CPU), not a GPU's."""
+    in_flight = BATCHES_IN_FLIGHT * batch_size + 2 * quality.temporal_radius + 1 if frames is None else frames
     refined = quality.refine == "guided" or quality.decontaminate
-    finishing = REFINED_BYTES_PER_PIXEL if refined else FINISH_BYTES_PER_PIXEL
+    finishing = (REFINED_BYTES_PER_PIXEL if refined else FINISH_BYTES_PER_PIXEL) if host_finishing else 0
     return width * height * (in_flight * IN_FLIGHT_BYTES_PER_PIXEL + finishing)
 
 
-def check_frame_size(width: int, height: int, what: str) -> None:
+def check_frame_size(width: int, height: int, what: str, *, side_limit: bool = True) -> None:
     """InputError unless a ``width`` x ``height`` frame (``what`` names it: "y4m frame size", a path) is one
-    that can be read: 1 to MAX_SIDE a side, at most MAX_PIXELS, its RGB pixels fitting in memory."""
-    if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
+    that can be read: 1 to MAX_SIDE a side (unless not ``side_limit``: pictures, panoramas among them),
+    at most MAX_PIXELS, its RGB pixels fitting in memory."""
+    if min(width, height) < 1 or (side_limit and max(width, height) > MAX_SIDE):
         raise InputError(f"{what} {width}x{height} is out of range (1 to {MAX_SIDE} a side)")
     if width * height > MAX_PIXELS:
         raise InputError(f"{what} {width}x{height} is {width * height / 1e6:.0f} megapixels, more than the "
@@ -107,10 +115,13 @@ def check_network(options: ModelOptions, dtype_bytes: int = 4) -> None:
                           Mention("model_size"))
 
 
-def check_frames(width: int, height: int, batch_size: int, quality: QualityOptions, network: int = 0) -> None:
+def check_frames(width: int, height: int, batch_size: int, quality: QualityOptions, *, network: int = 0,
+                 host_finishing: bool = True, frames: int | None = None) -> None:
     """OptionError (naming batch_size) when frames of ``width`` x ``height`` cannot be worked on in memory
-    beside ``network`` bytes (the network's share, when it runs in this machine's memory)."""
-    need = frame_bytes(width, height, batch_size, quality) + network
+    beside ``network`` bytes (the network's share, when it runs in this machine's memory); ``host_finishing``
+    and ``frames`` as in ``frame_bytes``. Before the device is known (before the model loads) the
+    adapters check without finishing; the engine checks again knowing it."""
+    need = frame_bytes(width, height, batch_size, quality, host_finishing=host_finishing, frames=frames) + network
     available = available_bytes()
     if available is not None and need > available:
         raise OptionError("batch_size", f"frames of {width}x{height} need about {need / _GIB:.1f} GiB of memory, "

@@ -42,7 +42,7 @@ def main() -> int:
         print(f"{name:<{width}}  {count:>6}")
     total = sum(found.values())
     print(f"{'total':<{width}}  {total:>6}")
-    failed = re.search(r"\b\d+ failed\b", log) is not None
+    failed = re.search(r"\b\d+ (failed|errors?)\b", log) is not None
     return 1 if failed or not total else 0
 
 

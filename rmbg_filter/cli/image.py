@@ -34,7 +34,8 @@ def remove_background_from_image(
     """
     image_format = _writable_format(destination, mode)
     check_destination(destination, overwrite=overwrite)
-    frame = read_rgb(source, check=lambda width, height: check_frames(width, height, batch_size, quality))
+    frame = read_rgb(source, check=lambda width, height: check_frames(width, height, batch_size, quality,
+                                                                      host_finishing=False, frames=1))
     height, width = frame.shape[:2]
     background = read_rgb(mode.image, (width, height)) if mode.image is not None else None
     remover = load_remover()

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NoReturn, TypeVar
 
 from ..compositing import MODE_WORDS, parse_output
-from ..errors import InputError, Mention, OptionError, ProcessingError, Spelling, first_line
+from ..errors import InputError, Mention, OptionError, ProcessingError, Spelling, first_line, one_line
 from ..memory import check_frames
 from ..options import MODEL_ENV, ModelOptions, QualityOptions, all_specs, specs, split_keywords
 from .batch import FORMATS, Manifest
@@ -217,7 +217,7 @@ def _run(args: argparse.Namespace, stdin: BinaryIO | None, stdout: BinaryIO | No
         video = VideoOptions(args.mode, args.codec, args.pix_fmt, args.crf, args.overwrite,
                              progress=sys.stderr.isatty() and not args.quiet, quality=quality)
         with VideoJob(args.input, args.output, video, args.preview) as job:
-            check_frames(*job.size, options.batch_size, quality)
+            check_frames(*job.size, options.batch_size, quality, host_finishing=False)  # the engine: again
             remover = load_engine(options)
             if args.preview is not None:
                 rows = job.preview(remover)
@@ -264,7 +264,7 @@ def _system_error(error: OSError) -> str:
         text += f": {os.fsdecode(error.filename)}"
     if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         text += "; nothing was kept (free some space, or write elsewhere)"
-    return text
+    return one_line(text)
 
 
 def main(argv: Sequence[str] | None = None, *, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> int:
@@ -285,7 +285,8 @@ def main(argv: Sequence[str] | None = None, *, stdin: BinaryIO | None = None, st
         print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
         return EXIT_FAILURE
     except BrokenPipeError:  # the reader downstream has gone: stop quietly, with the status of head(1)'s writers
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if stdout is None:  # the process's stdout: its buffer must not be flushed again at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
@@ -297,7 +298,8 @@ def main(argv: Sequence[str] | None = None, *, stdin: BinaryIO | None = None, st
         print(f"{PROG} {args.command}: error: {_system_error(error)}", file=sys.stderr)
         return EXIT_FAILURE
     except Exception as error:  # anything else is our failure: still one line, status 1
-        print(f"{PROG} {args.command}: error: unexpected {type(error).__name__}: {first_line(error)}", file=sys.stderr)
+        print(f"{PROG} {args.command}: error: unexpected {type(error).__name__}: {one_line(first_line(error))}",
+              file=sys.stderr)
         return EXIT_FAILURE
     finally:
         if previous is not None:  # None: no handler set here, or one set from C that Python cannot restore

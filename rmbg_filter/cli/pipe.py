@@ -107,7 +107,7 @@ def run_pipe(load_remover: Callable[[], BackgroundRemover], options: PipeOptions
     else:
         (width, height), rate, aspect = options.size, "25:1", "1:1"
         frames = raw_frames(stdin, width, height, options.pix_fmt or "rgb24", bytes(start))
-    check_frames(width, height, options.batch_size, options.quality)
+    check_frames(width, height, options.batch_size, options.quality, host_finishing=False)  # the engine: again
     if options.y4m_out and options.mode.kind != "alpha":
         raise InputError("--out-format y4m carries --output alpha only; use raw for rgba and composites")
     background = None

@@ -13,15 +13,15 @@ FIRST_CHUNK = 16 << 20
 def read_exact(stream: BinaryIO, size: int) -> bytearray:
     """Read up to ``size`` bytes, retrying short reads (pipes deliver in pieces).
 
-    Returns fewer than ``size`` bytes only at the end of the stream. The buffer grows
-    (doubling, from FIRST_CHUNK) as data arrives, so a stream that declares large
-    frames and ends takes no more memory than it sent.
+    Returns fewer than ``size`` bytes only at the end of the stream. At most FIRST_CHUNK
+    is set aside before data arrives, the whole ``size`` once that much has: a stream
+    that declares large frames and ends early takes little memory.
     """
     buffer = bytearray(min(size, FIRST_CHUNK))
     filled = 0
     while filled < size:
         if filled == len(buffer):
-            buffer += bytes(min(size, 2 * len(buffer)) - len(buffer))
+            buffer += bytes(size - len(buffer))
         with memoryview(buffer) as view:
             count = stream.readinto(view[filled:])
         if not count:

@@ -379,11 +379,19 @@ class RmbgFilter(Gst.Element):
         return Gst.Pad.event_default(pad, parent, event)
 
     def _output_caps_event(self, event: Gst.Event) -> Gst.Event | None:
-        """Take the input caps; return the CAPS event for the source pad, or None when they cannot be read."""
+        """Take the input caps; return the CAPS event for the source pad, or None when they cannot be read
+        or their frames cannot fit in memory (an element error says so)."""
         caps = event.parse_caps()
         info = GstVideo.VideoInfo.new_from_caps(caps)
         if info is None or info.finfo.name not in RGB_ORDER:
             return None
+        if self._remover is not None and self._quality is not None:
+            try:  # frames too large for memory: refused at negotiation, before any is read
+                self._remover.check_frames(info.height, info.width, self._quality)
+            except OptionError as error:
+                self._error(Gst.stream_error_quark(), Gst.StreamError.FORMAT, f"rmbg: {error.worded(PROPERTIES)}",
+                            repr(error))
+                return None
         self._in_info = info
         return Gst.Event.new_caps(self._derived_caps(caps))
 
