@@ -46,7 +46,10 @@ def resolve_model(model: str | os.PathLike[str] | None) -> str | Path:
     text = os.fspath(model)
     if not text:  # Path("") is the working directory: never load whatever lies there unasked
         raise ModelLoadError("model is empty; ", *_HOW)
-    path = Path(text).expanduser()
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:  # ~name of no such user: the word as it is (not found, below)
+        path = Path(text)
     looks_local = text.startswith(("/", ".", "~")) or text.lower().endswith(WEIGHT_SUFFIXES)
     exists = _exists(path)
     if isinstance(model, os.PathLike) or exists or looks_local or not _REPO_ID.match(text):
