@@ -78,7 +78,7 @@ gst-qos: setup
 batch-bench: setup
 	$(PY) scripts/batch_bench.py
 
-# every fuzz test at its full count, fresh random cases each run (about 15 minutes; make test runs a fixed
+# every fuzz test at its full count, fresh random cases each run (about 6 minutes; make test runs a fixed
 # slice of each); the last lines add up the cases run
 FUZZ_TESTS := tests/test_fuzz_pipe.py tests/test_fuzz_model.py tests/test_gst_reliability.py tests/test_vs_fuzz.py
 fuzz: SHELL := /bin/bash

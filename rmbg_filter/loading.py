@@ -16,6 +16,7 @@ import functools
 import logging
 import os
 import re
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -138,7 +139,9 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
 
             state = load_file(path, device="cpu")
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            with warnings.catch_warnings():  # a damaged pickle makes torch warn before it fails: one line is ours
+                warnings.simplefilter("ignore")
+                state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:  # every reader fails differently on a bad file
         raise ModelLoadError(
             f"{path}: not a readable weights file ({first_line(error)}); re-download the RMBG-1.4 checkpoint"
