@@ -142,7 +142,8 @@ class BackgroundRemover:
         """
         quality = quality or QualityOptions()
         batch, batched = as_frame_batch(frames)
-        self.check_frames(batch.shape[1], batch.shape[2], quality, frames=batch.shape[0])
+        # the array is in memory already: what comes on top is a batch's work at a time
+        self.check_frames(batch.shape[1], batch.shape[2], quality, frames=min(batch.shape[0], self.batch_size))
         if quality.temporal_radius or quality.reuse_threshold:
             alphas = np.stack(list(self.stream(batch, quality=quality)))
         else:
@@ -189,6 +190,8 @@ class BackgroundRemover:
                     ran = min(views.shape[0], self.batch_size)  # a compiled graph runs batch_size, padded
                     if not _out_of_memory(error) or (self.batch_size if self.compile else ran) == 1:
                         raise
+                    if self.asked_batch_size is None:
+                        self.asked_batch_size = self.batch_size
                     if not self.compile:
                         self.batch_size = ran  # halved below, once the failed try's tensors are freed
                 self._halve_batch()
@@ -204,8 +207,6 @@ class BackgroundRemover:
         A compiled graph is compiled again for the new size; the old one's memory stays with
         torch.compile's caches (resetting them would drop other engines' graphs too).
         """
-        if self.asked_batch_size is None:
-            self.asked_batch_size = self.batch_size
         self.batch_size //= 2
         if self.backend.device.type == "cuda":
             torch.cuda.empty_cache()  # the failed try's blocks, so the smaller batch finds them
@@ -222,7 +223,7 @@ class BackgroundRemover:
             return
         on_host = self.backend.device.type == "cpu"
         network = 0
-        if on_host:
+        if on_host and not self.network_runs:  # once it has run, its memory is this process's already
             network = memory.network_bytes(self.batch_size, max(self.model_size), self.backend.dtype.itemsize)
         memory.check_frames(width, height, self.batch_size, quality, network=network, host_finishing=on_host,
                             frames=frames)

@@ -124,7 +124,7 @@ def check_frames(width: int, height: int, batch_size: int, quality: QualityOptio
     need = frame_bytes(width, height, batch_size, quality, host_finishing=host_finishing, frames=frames) + network
     available = available_bytes()
     if available is not None and need > available:
+        fewer = (", or lower ", Mention("batch_size"), " or ", Mention("temporal_radius")) if frames is None else ()
         raise OptionError("batch_size", f"frames of {width}x{height} need about {need / _GIB:.1f} GiB of memory, "
-                          f"more than the {available / _GIB:.1f} GiB available; scale them down, or lower ",
-                          Mention("batch_size"), " or ", Mention("temporal_radius"))
+                          f"more than the {available / _GIB:.1f} GiB available; scale them down", *fewer)
 

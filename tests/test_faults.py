@@ -132,7 +132,8 @@ def test_a_full_stdout_is_one_line_status_1(checkpoints: dict[str, Path]) -> Non
 def test_absurd_requests_are_refused_before_the_model_loads(args: list[str], message: str, tmp_path: Path,
                                                              inputs: dict[str, Path]) -> None:
     """Refused in one line, status 2, with no model read at all (it names a broken file)."""
-    done = run_cli("pipe", *args, "--model", inputs["broken"], "--runtime", "torch", input="\0" * 12)
+    done = run_cli("pipe", *args, "--model", inputs["broken"], "--device", "cpu", "--runtime", "torch",
+                   input="\0" * 12)
     assert done.returncode == 2
     assert message in one_error_line(done)
 
@@ -185,3 +186,12 @@ def test_a_name_with_a_line_break_still_makes_one_line(tmp_path: Path) -> None:
     done = run_cli("image", tmp_path / "two\nlines.png", tmp_path / "out.png", "--model", tmp_path / "m\x1b.onnx")
     assert done.returncode == 2
     assert one_error_line(done) == f"rmbg-filter image: error: input not found: {tmp_path}/two\\nlines.png"
+
+
+@pytest.mark.parametrize("device", ["meta", "xla", "hpu", "cuda:99"])
+def test_devices_torch_knows_but_cannot_use_are_option_errors(device: str, inputs: dict[str, Path]) -> None:
+    """They passed the check and failed at the first frame (found by fuzzing vsrmbg)."""
+    done = run_cli("pipe", "--size", "4x4", "--device", device, "--model", inputs["broken"], input="\0" * 48)
+    assert done.returncode == 2
+    assert one_error_line(done).startswith("rmbg-filter pipe: error: --device ")
+    assert device in done.stderr

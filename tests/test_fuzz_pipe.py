@@ -10,6 +10,7 @@ traceback, a hang, or a peak of memory beyond what its frames need.
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import fuzzing
@@ -105,7 +106,9 @@ fuzzed_quality_words = st.lists(st.one_of(
     st.tuples(st.just("--dtype"), st.sampled_from(["float32", "bfloat16", "float64", "auto"])),
     st.just(("--decontaminate",)),
 ), max_size=4).map(lambda pairs: [word for pair in pairs for word in pair])
-quality_words = st.one_of(valid_quality_words, fuzzed_quality_words)
+#: (words, True when every one is valid: the case must then succeed)
+quality_words = st.one_of(valid_quality_words.map(lambda words: (words, True)),
+                          fuzzed_quality_words.map(lambda words: (words, False)))
 
 
 def output_words(files: dict[str, str]) -> st.SearchStrategy[str]:
@@ -120,8 +123,9 @@ def output_words(files: dict[str, str]) -> st.SearchStrategy[str]:
 
 
 @st.composite
-def well_formed_y4m(draw: st.DrawFn) -> tuple[bytes, int, int]:
-    """A y4m stream as ffmpeg writes it: any colour space and range, odd sizes, 1 to 3 whole frames."""
+def well_formed_y4m(draw: st.DrawFn) -> tuple[bytes, int, int, int | None]:
+    """A y4m stream as ffmpeg writes it (any colour space and range, odd sizes, 1 to 3 whole frames), its
+    width, height and frame count."""
     width, height = draw(st.integers(1, 40)), draw(st.integers(1, 40))
     space = draw(st.sampled_from(sorted(COLOR_SPACES)))
     color_range = draw(st.sampled_from(["", " XCOLORRANGE=FULL", " XCOLORRANGE=LIMITED"]))
@@ -129,15 +133,17 @@ def well_formed_y4m(draw: st.DrawFn) -> tuple[bytes, int, int]:
     sample, shift_x, shift_y = COLOR_SPACES[space]
     chroma = 0 if shift_x is None else 2 * -(-width >> shift_x) * -(-height >> shift_y)
     size = (width * height + chroma) * sample
-    for _ in range(draw(st.integers(1, 3))):
+    count = draw(st.integers(1, 3))
+    for _ in range(count):
         stream += b"FRAME\n" + draw(st.binary(min_size=size, max_size=size))
-    return stream, width, height
+    return stream, width, height, count
 
 
 @st.composite
-def y4m_streams(draw: st.DrawFn) -> tuple[bytes, int, int]:
+def y4m_streams(draw: st.DrawFn) -> tuple[bytes, int, int, int | None]:
     """A y4m stream (a header of valid and invalid tags in any order, frames of the right size or not,
-    cut anywhere, sometimes with bytes changed), its width and height as declared. Half are well formed."""
+    cut anywhere, sometimes with bytes changed), its width and height as declared, and its frame count
+    when it is well formed (half are), else None."""
     if draw(st.booleans()):
         return draw(well_formed_y4m())
     width = draw(st.one_of(st.integers(1, 40), st.sampled_from([0, -4, 16384, 16385, 10 ** 12])))
@@ -163,29 +169,39 @@ def y4m_streams(draw: st.DrawFn) -> tuple[bytes, int, int]:
     if stream and draw(st.integers(0, 9)) == 0:
         at = draw(st.integers(0, len(stream) - 1))
         stream = stream[:at] + bytes([draw(st.integers(0, 255))]) + stream[at + 1:]
-    return stream, width, height
+    return stream, width, height, None
 
 
 @fuzzing.cases(full=3000, slice=60)
 @given(y4m=y4m_streams(), out_format=st.sampled_from(["raw", "y4m"]), mode=st.sampled_from(["alpha", "rgba"]),
        words=quality_words)
-def test_y4m_stdin(y4m: tuple[bytes, int, int], out_format: str, mode: str, words: list[str], files: dict[str, str],
-                   capsys: pytest.CaptureFixture[str]) -> None:
-    """Any y4m-looking stdin: a whole frame out for each frame in, or one line and status 2."""
-    stream, width, height = y4m
-    status, out, _ = run(["pipe", *engine_words(files["model"]), "--out-format", out_format, "--output", mode,
-                          *words], stream, capsys)
+def test_y4m_stdin(y4m: tuple[bytes, int, int, int | None], out_format: str, mode: str,
+                   words: tuple[list[str], bool], files: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    """Any y4m-looking stdin: a whole frame out for each frame in, or one line and status 2; a well-formed
+    stream with valid options is never refused, and every frame comes out."""
+    stream, width, height, count = y4m
+    status, out, err = run(["pipe", *engine_words(files["model"]), "--out-format", out_format, "--output", mode,
+                            *words[0]], stream, capsys)
+    if count is not None and words[1] and not (out_format == "y4m" and mode != "alpha"):
+        assert status == 0, err
     if status == 0:
         header, frames = out.partition(b"\n")[::2] if out_format == "y4m" else (b"", out)
         assert header.startswith(b"YUV4MPEG2 ") or out_format == "raw"
         frame = (6 if out_format == "y4m" else 0) + width * height * (1 if mode == "alpha" else 4)
         assert len(frames) % frame == 0 and len(frames) // frame <= stream.count(b"FRAME")
+        assert count is None or len(frames) // frame == count
 
 
 @st.composite
-def raw_streams(draw: st.DrawFn) -> tuple[str, str, bytes]:
-    """A ``--size`` word, a ``--pix-fmt`` word and a raw stdin: whole frames, cut frames, any bytes."""
+def raw_streams(draw: st.DrawFn) -> tuple[str, str, bytes, bool]:
+    """A ``--size`` word, a ``--pix-fmt`` word and a raw stdin (whole frames, cut frames, any bytes), and
+    whether all three are right (half are: whole frames of a valid size and format)."""
     width, height = draw(st.integers(1, 24)), draw(st.integers(1, 24))
+    if draw(st.booleans()):
+        pix_fmt = draw(st.sampled_from(sorted(PIXEL_FORMATS)))
+        frame = width * height * PIXEL_FORMATS[pix_fmt][0]
+        data = draw(st.binary(min_size=frame, max_size=frame)) * draw(st.integers(0, 3))
+        return f"{width}x{height}", pix_fmt, data, not data.startswith(b"YUV4MPEG2 ")
     size = draw(st.one_of(st.just(f"{width}x{height}"), st.just(f"{width}x{height}"), st.sampled_from(
         ["0x4", "4x0", "-4x4", "4x", "x4", "4X4", "16385x2", "16384x16384", "12000x12000", "4x4x4", " 4x4",
          "\uff14x4"]),
@@ -195,18 +211,22 @@ def raw_streams(draw: st.DrawFn) -> tuple[str, str, bytes]:
     count = draw(st.integers(0, 3))
     data = draw(st.binary(min_size=frame * count, max_size=frame * count))
     data = data[:draw(st.integers(0, len(data)))] if draw(st.booleans()) else data
-    return size, pix_fmt, data
+    return size, pix_fmt, data, False
 
 
 @fuzzing.cases(full=3000, slice=60)
 @given(raw=raw_streams(), words=quality_words, out_format=st.sampled_from(["raw", "y4m", "rgb"]))
-def test_raw_stdin_and_size_and_pixel_format(raw: tuple[str, str, bytes], words: list[str], out_format: str,
-                                             files: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
-    """Raw frames with any ``--size`` and ``--pix-fmt``: whole frames out, or one line and status 2."""
-    size, pix_fmt, data = raw
+def test_raw_stdin_and_size_and_pixel_format(raw: tuple[str, str, bytes, bool], words: tuple[list[str], bool],
+                                             out_format: str, files: dict[str, str],
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """Raw frames with any ``--size`` and ``--pix-fmt``: whole frames out, or one line and status 2; whole
+    frames of a right size and format with valid options are never refused."""
+    size, pix_fmt, data, right = raw
     assume(not data.startswith(b"YUV4MPEG2 "))
-    status, out, _ = run(["pipe", *engine_words(files["model"]), f"--size={size}", f"--pix-fmt={pix_fmt}",
-                          f"--out-format={out_format}", *words], data, capsys)
+    status, out, err = run(["pipe", *engine_words(files["model"]), f"--size={size}", f"--pix-fmt={pix_fmt}",
+                            f"--out-format={out_format}", *words[0]], data, capsys)
+    if right and words[1] and out_format != "rgb":
+        assert status == 0, err
     if status == 0:
         width, height = (int(side) for side in size.split("x"))
         header, body = out.partition(b"\n")[::2] if out_format == "y4m" else (b"", out)
@@ -216,14 +236,19 @@ def test_raw_stdin_and_size_and_pixel_format(raw: tuple[str, str, bytes], words:
 
 @fuzzing.cases(full=1500, slice=40)
 @given(words=quality_words, data=st.data())
-def test_output_modes_and_quality_options(words: list[str], data: st.DataObject, files: dict[str, str],
+def test_output_modes_and_quality_options(words: tuple[list[str], bool], data: st.DataObject, files: dict[str, str],
                                           capsys: pytest.CaptureFixture[str]) -> None:
     """``--output`` words (colours, backgrounds readable, corrupt, missing or a bomb) with any quality
-    options, on two 9x7 frames: the frames out, or one line and status 2."""
+    options, on two 9x7 frames: the frames out, or one line and status 2; a valid mode with valid options
+    is never refused."""
     mode = data.draw(output_words(files))
     frames = data.draw(st.binary(min_size=2 * 9 * 7 * 3, max_size=2 * 9 * 7 * 3))
-    status, out, err = run(["pipe", *engine_words(files["model"]), "--size", "9x7", f"--output={mode}", *words],
-                           frames, capsys)
+    status, out, err = run(["pipe", *engine_words(files["model"]), "--size", "9x7", f"--output={mode}",
+                            *words[0]], frames, capsys)
+    valid = mode in ("rgba", "alpha", "green", "blur", f"image:{files['background']}") or re.fullmatch(
+        r"color:#?[0-9A-Fa-f]{6}", mode)
+    if valid and words[1]:
+        assert status == 0, err
     if status == 0:
         assert len(out) in (2 * 9 * 7, 2 * 9 * 7 * 3, 2 * 9 * 7 * 4)
     if mode.startswith("image:") and mode.endswith(("bomb.png", "corrupt.png", "missing.png")):

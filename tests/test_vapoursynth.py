@@ -189,6 +189,10 @@ def test_nodes_with_the_same_options_share_one_engine_and_take_turns(tmp_path: P
      "vsrmbg.rmbg: model_size= must be from 32 to 4096, got 8"),
     ("vsrmbg.mask(core.std.BlankClip(format=vs.YUV420P8), MODEL, matrix='')",
      "vsrmbg.mask: matrix= must be a zimg matrix name such as '709', got ''"),
+    ("vsrmbg.mask(core.std.BlankClip(format=vs.YUV420P8), MODEL, matrix='rgb')",
+     "vsrmbg.mask: matrix= must be one of 709, 170m, 470bg, 240m, fcc, ycgco, 2020ncl for a YUV clip, got 'rgb'"),
+    ("vsrmbg.mask(core.std.BlankClip(format=core.query_video_format(vs.RGB, vs.INTEGER, 32, 0, 0).id), MODEL)",
+     "vsrmbg.mask: clip must have 8 to 16 bits or float samples, got RGB96"),
     ("vsrmbg.rmbg(core.std.BlankClip(format=vs.RGB24), 'missing/model.safetensors')",
      "vsrmbg.rmbg: model not found: missing/model.safetensors is neither a file, a directory nor a Hub repo id; "
      "pass a local directory or weights file with model=PATH or RMBG_MODEL=PATH"),
