@@ -404,6 +404,7 @@ def test_frames_too_large_for_memory_are_refused_at_negotiation(tmp_path: Path, 
     done = launch("videotestsrc num-buffers=1 ! video/x-raw,format=RGB,width=16384,height=10922 ! rmbg "
                   "model-size=32 batch-size=64 temporal-radius=8 ! fakesink", gst_env, tmp_path)
     assert done.returncode != 0
-    assert re.search(r"rmbg: frames of 16384x10922 need about 367\.4 GiB of memory, more than the [\d.]+ GiB "
+    # the element has run its timed batch by then: the network's share is this process's already, not charged
+    assert re.search(r"rmbg: frames of 16384x10922 need about 367\.3 GiB of memory, more than the [\d.]+ GiB "
                      r"available; scale them down, or lower the batch-size property or the temporal-radius property",
                      done.stdout + done.stderr)
