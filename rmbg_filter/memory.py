@@ -70,6 +70,13 @@ def available_bytes() -> int | None:
     return max(0, min(available, int(limit) - used))
 
 
+def _shortfall(need: int) -> int | None:
+    """The bytes available when ``need`` bytes are more than that (a check fails), else None (it fits, or the
+    checks are off or cannot know)."""
+    available = available_bytes()
+    return available if available is not None and need > available else None
+
+
 def network_bytes(batch_size: int, model_size: int, dtype_bytes: int = 4) -> int:
     """Bytes the network's activations take for a batch of ``batch_size`` inputs of ``model_size`` squared,
     at ``dtype_bytes`` a value (4: float32, 2: float16 and bfloat16)."""
@@ -96,8 +103,8 @@ def check_frame_size(width: int, height: int, what: str, *, side_limit: bool = T
     if width * height > MAX_PIXELS:
         raise InputError(f"{what} {width}x{height} is {width * height / 1e6:.0f} megapixels, more than the "
                          f"{MAX_PIXELS / 1e6:.0f} accepted; scale it down first")
-    available = available_bytes()
-    if available is not None and width * height * 3 > available:
+    available = _shortfall(width * height * 3)
+    if available is not None:
         raise InputError(f"{what} {width}x{height} needs {width * height * 3 / _GIB:.1f} GiB, more than the "
                          f"{available / _GIB:.1f} GiB of memory available; scale it down first")
 
@@ -106,8 +113,8 @@ def check_network(options: ModelOptions, dtype_bytes: int = 4) -> None:
     """OptionError (naming batch_size) when a batch of ``options`` cannot fit in this machine's memory;
     for a network that runs here, on the CPU."""
     need = network_bytes(options.batch_size, options.model_size, dtype_bytes)
-    available = available_bytes()
-    if available is not None and need > available:
+    available = _shortfall(need)
+    if available is not None:
         raise OptionError("batch_size", Mention("batch_size", str(options.batch_size)), " at ",
                           Mention("model_size", str(options.model_size)),
                           f" needs about {need / _GIB:.1f} GiB for the network, more than the "
@@ -122,8 +129,8 @@ def check_frames(width: int, height: int, batch_size: int, quality: QualityOptio
     and ``frames`` as in ``frame_bytes``. Before the device is known (before the model loads) the
     adapters check without finishing; the engine checks again knowing it."""
     need = frame_bytes(width, height, batch_size, quality, host_finishing=host_finishing, frames=frames) + network
-    available = available_bytes()
-    if available is not None and need > available:
+    available = _shortfall(need)
+    if available is not None:
         fewer = (", or lower ", Mention("batch_size"), " or ", Mention("temporal_radius")) if frames is None else ()
         raise OptionError("batch_size", f"frames of {width}x{height} need about {need / _GIB:.1f} GiB of memory, "
                           f"more than the {available / _GIB:.1f} GiB available; scale them down", *fewer)
