@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from .errors import Mention, ModelLoadError, first_line
-from .network import BriaRMBG, RMBGConfig
+from .network import BriaRMBG, RMBGConfig, meta_network
 from .options import MODEL_ENV
 
 __all__ = ["DEFAULT_MODEL", "MODEL_ENV", "load_network", "resolve_model"]
@@ -178,11 +178,10 @@ def _stored_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
 
 
 @functools.cache
+@functools.cache
 def _network_shapes() -> dict[str, tuple[int, ...]]:
-    """Name -> shape of every tensor of RMBG-1.4, from a network made on the meta device (no memory, no init)."""
-    with torch.device("meta"):
-        network = BriaRMBG(RMBGConfig())
-    return {name: tuple(tensor.shape) for name, tensor in network.state_dict().items()}
+    """Name -> shape of every tensor of RMBG-1.4 (read from the meta-device network)."""
+    return {name: tuple(tensor.shape) for name, tensor in meta_network().state_dict().items()}
 
 
 def _check_tensors(source: Path | str, shapes: Mapping[str, tuple[int, ...]]) -> None:

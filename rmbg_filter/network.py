@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
-__all__ = ["BriaRMBG", "RMBGConfig"]
+__all__ = ["BriaRMBG", "RMBGConfig", "meta_network"]
 
 
 class RMBGConfig(PretrainedConfig):
@@ -176,3 +176,10 @@ class BriaRMBG(PreTrainedModel):
         """Side 1 alone, (N, out_ch, H, W) in [0, 1]: the alpha, without the other five sides."""
         hx1d = self._decode(pixel_values)[0]
         return torch.sigmoid(_upsample_to(self.side1(hx1d), pixel_values))
+
+
+def meta_network() -> BriaRMBG:
+    """A new RMBG-1.4 network on the meta device, in eval mode: every module, tensor name and shape, with no
+    memory and no initialisation (for checking weights against it, and for tracing its convolutions' order)."""
+    with torch.device("meta"):
+        return BriaRMBG(RMBGConfig()).eval()

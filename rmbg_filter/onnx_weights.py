@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from .errors import ModelLoadError, first_line
-from .network import BriaRMBG, RMBGConfig
+from .network import meta_network
 
 __all__ = ["read_onnx_state"]
 
@@ -296,8 +296,7 @@ def _check_conv(path: Path, index: int, conv: _Conv, name: str, module: nn.Conv2
 def _meta_network() -> tuple[dict[str, nn.Module], tuple[str, ...]]:
     """A BriaRMBG on the meta device (shapes, no data): its modules by name, and the names of its
     convolutions in the order its forward pass runs them (found once, by hooks on a meta-tensor pass)."""
-    with torch.device("meta"):
-        network = BriaRMBG(RMBGConfig()).eval()
+    network = meta_network()
     order: list[str] = []
     for name, module in network.named_modules():
         if isinstance(module, nn.Conv2d):
