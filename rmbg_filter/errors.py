@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["KEYWORDS", "InputError", "Mention", "ModelLoadError", "OptionError", "ProcessingError", "Spelling",
-           "first_line", "one_line"]
+           "first_line", "one_line", "system_reason"]
 
 
 def one_line(text: str) -> str:
@@ -103,3 +103,9 @@ def first_line(error: BaseException) -> str:
     """The first non-empty line of an exception's message, or its type name."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return lines[0] if lines else type(error).__name__
+
+
+def system_reason(error: OSError) -> str:
+    """What the system said of an OSError, without its file name: ``No space left on device``; the first
+    line of its message where it has no ``strerror``."""
+    return error.strerror or first_line(error)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import Mention, OptionError
+from .errors import Mention, OptionError, system_reason
 from .network import BriaRMBG
 
 __all__ = ["OnnxMatte", "available", "cache_folder"]
@@ -99,7 +99,7 @@ class OnnxMatte:
                 for written in sorted(Path(partial).iterdir(), key=lambda p: p.name == path.name):  # graph last
                     os.replace(written, folder / written.name)
         except OSError as error:
-            raise OptionError("runtime", f"cannot write the ONNX export cache {folder} ({error.strerror or error}); "
+            raise OptionError("runtime", f"cannot write the ONNX export cache {folder} ({system_reason(error)}); "
                               "set RMBG_CACHE to a writable folder, or use ", Mention("runtime", "torch")) from error
         return path
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ..errors import InputError, ProcessingError, first_line
+from ..errors import InputError, ProcessingError, first_line, system_reason
 from ..options import ModelOptions
 from .encodings import choose_encoding
 from .safe_output import atomic_folder, remove_stale_temporaries
@@ -197,8 +197,7 @@ class Manifest:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             file = self.path.open("a", encoding="utf-8")
         except OSError as error:
-            reason = error.strerror or first_line(error)
-            raise InputError(f"cannot write {self.path} ({reason}); give a writable --out-dir") from error
+            raise InputError(f"cannot write {self.path} ({system_reason(error)}); give a writable --out-dir") from error
         with file:
             try:
                 fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NoReturn, TypeVar
 
 from ..compositing import MODE_WORDS, parse_output
-from ..errors import InputError, Mention, OptionError, ProcessingError, Spelling, first_line, one_line
+from ..errors import InputError, Mention, OptionError, ProcessingError, Spelling, first_line, one_line, system_reason
 from ..memory import check_frames
 from ..options import MODEL_ENV, ModelOptions, QualityOptions, all_specs, specs, split_keywords
 from .batch import FORMATS, Manifest
@@ -259,7 +259,7 @@ def _run_batch(args: argparse.Namespace, options: ModelOptions, quality: Quality
 
 def _system_error(error: OSError) -> str:
     """An OSError in one line: what the system said, the file (unless one of our temporaries), what to do."""
-    text = error.strerror or first_line(error)
+    text = system_reason(error)
     if error.filename and not is_temporary(Path(os.fsdecode(error.filename))):
         text += f": {os.fsdecode(error.filename)}"
     if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
