@@ -40,19 +40,27 @@ def panned_frame(picture: np.ndarray, width: int, height: int, progress: float) 
     return np.ascontiguousarray(scaled[top:top + height, left:left + width])
 
 
-def write_clip(path: str, width: int, height: int, frames: int = 50, photo_name: str | None = None) -> None:
-    """Write ``frames`` frames of the moving sphere (or of a pan across a photo) as H.264 at 25 fps."""
+def write_clip(path: str, width: int, height: int, frames: int = 50, photo_name: str | None = None, *,
+               options: dict[str, str] | None = None, distinct: int | None = None) -> None:
+    """Write ``frames`` frames of the moving sphere (or of a pan across a photo) as H.264 at 25 fps, with
+    libx264's ``options``; ``distinct``: make that many pictures once and cycle through them (faster)."""
     picture = None
     if photo_name is not None:
         from real_network import photo
 
         picture = photo(photo_name)
+    cycle = min(frames, distinct or frames)
+
+    def frame(index: int) -> np.ndarray:
+        return (sample_frame(width, height, index * 0.12) if picture is None
+                else panned_frame(picture, width, height, index / max(cycle - 1, 1)))
+
+    pictures = [frame(index) for index in range(cycle)] if distinct else None
     with av.open(path, "w") as container:
-        stream = container.add_stream("libx264", rate=25)
+        stream = container.add_stream("libx264", rate=25, options=options or {})
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for index in range(frames):
-            pixels = (sample_frame(width, height, index * 0.12) if picture is None
-                      else panned_frame(picture, width, height, index / max(frames - 1, 1)))
+            pixels = pictures[index % cycle] if pictures is not None else frame(index)
             container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
         container.mux(stream.encode(None))
 
