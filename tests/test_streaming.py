@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -91,3 +92,19 @@ def test_closing_a_chain_whose_source_blocks_for_good_returns() -> None:
     assert not closing.is_alive(), "closing waits for a thread that waits for a source that never answers"
     assert not any(thread.name == "working" for thread in threading.enumerate())
     never.set()
+
+
+@pytest.mark.skipif(not Path("/proc/thread-self/comm").exists(), reason="the kernel's thread names are Linux's")
+def test_a_stage_thread_carries_its_name_in_the_kernel_and_passes_it_on() -> None:
+    """top -H and /proc show which stage is busy; native threads a stage starts (torch's workers) inherit it."""
+
+    def names() -> Iterator[str]:
+        yield Path("/proc/thread-self/comm").read_text().strip()
+        seen: list[str] = []
+        child = threading.Thread(target=lambda: seen.append(Path("/proc/thread-self/comm").read_text().strip()))
+        child.start()
+        child.join()
+        yield seen[0]
+
+    assert list(prefetch(names(), 1, name="rmbg-read")) == ["rmbg-read", "rmbg-read"]
+    assert list(prefetch(names(), 1, name="a-stage-name-longer-than-15")) == ["a-stage-name-lo"] * 2
