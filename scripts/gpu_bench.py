@@ -30,6 +30,7 @@ sys.path[:0] = [str(ROOT / "scripts")]
 
 from make_sample import sample_frame, write_clip  # noqa: E402
 from precision import cpu_model  # noqa: E402
+from thread_load import ThreadLoad  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -141,15 +142,18 @@ def stage_rates(clip: Path, sizes: Sizes) -> dict[str, float | str]:
 
 
 def child_video(weights: str, sizes: Sizes, clip: str, dtype: str, batch: int, compiled: bool) -> dict:
-    """End-to-end ``video`` fps (the job the CLI runs) for three outputs, after a warm-up of the model."""
+    """End-to-end ``video`` (the job the CLI runs) for four outputs, after a warm-up of the model: label ->
+    {"fps", "threads": the busiest threads' CPU seconds per wall second}, or the reason it could not run."""
     import rmbg_filter
     from rmbg_filter.cli.video import VideoJob, VideoOptions
     from rmbg_filter.compositing import parse_output
+    from rmbg_filter.streaming import name_os_thread
 
     remover = rmbg_filter.load(weights, device=sizes.device, dtype=dtype, batch_size=batch,
                                model_size=sizes.model_size, compile=compiled)
     width, height = sizes.clip
     remover(np.zeros((batch, height, width, 3), np.uint8))
+    name_os_thread("encoder")  # the encoders' threads, started by this (the writing) thread from here on
     codec = "h264_nvenc" if sizes.nvenc else "libx264"
     outputs = [("rgba to .mov (ProRes 4444, CPU)", "out.mov", VideoOptions(parse_output("rgba"), overwrite=True)),
                ("rgba to .mkv (FFV1, CPU)", "out.mkv", VideoOptions(parse_output("rgba"), overwrite=True)),
@@ -161,10 +165,11 @@ def child_video(weights: str, sizes: Sizes, clip: str, dtype: str, batch: int, c
     with tempfile.TemporaryDirectory() as folder:
         for label, name, options in outputs:
             try:
-                with VideoJob(Path(clip), Path(folder) / name, options) as job:
+                with VideoJob(Path(clip), Path(folder) / name, options) as job, ThreadLoad() as load:
                     start = time.perf_counter()
                     written = job.run(remover)
-                fps[label] = written / (time.perf_counter() - start)
+                    seconds = time.perf_counter() - start
+                fps[label] = {"fps": written / seconds, "threads": load.summary()}
             except Exception as error:  # an encoder the build or the device lacks
                 fps[label] = f"n/a ({str(error).splitlines()[0][:80]})"
     return fps
@@ -212,12 +217,17 @@ def main() -> None:
     parser.add_argument("--parts", default="warm,infer,video",
                         help="warm (compile in parallel), infer, video: any of them, comma-separated")
     parser.add_argument("--configs", help="only these inference configurations, e.g. float16:8:0,bfloat16:4:1")
+    parser.add_argument("--clip", help="the end-to-end clip's WIDTHxHEIGHTxFRAMES instead of the default, "
+                        "e.g. 1920x1080x60 with --dry-run for the CPU-side account of 1080p here")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sizes = DRY if args.dry_run else FULL
     if args.configs:
         chosen = [(d, int(b), c == "1") for d, b, c in (item.split(":") for item in args.configs.split(","))]
         sizes = replace(sizes, configs=tuple(chosen))
+    if args.clip:
+        width, height, frames = (int(value) for value in args.clip.split("x"))
+        sizes = replace(sizes, clip=(width, height), clip_frames=frames)
     if args.child:
         kind, dtype, batch, compiled = args.child[0], args.child[1], int(args.child[2]), args.child[3] == "1"
         if kind == "video":
@@ -228,7 +238,8 @@ def main() -> None:
         return
     table = Table(args.table)
     table.add(f"Machine: {machine_line(sizes)}", "")
-    common = ["--weights", args.weights, "--table", str(args.table)] + (["--dry-run"] if args.dry_run else [])
+    common = ["--weights", args.weights, "--table", str(args.table)] + (["--dry-run"] if args.dry_run else []) + (
+        ["--clip", args.clip] if args.clip else [])
     started = time.perf_counter()
 
     def child(arguments: list[str]) -> dict | str:
@@ -285,9 +296,13 @@ def video_part(sizes: Sizes, table: Table, child: Callable[[list[str]], dict | s
         write_clip(str(clip), *sizes.clip, sizes.clip_frames, options={"preset": "ultrafast", "crf": "18"}, distinct=30)
         width, height = sizes.clip
         table.add("", f"End to end at {width}x{height}: {sizes.clip_frames} frames of H.264; each stage alone, then "
-                  "`video` (decode, inference and encode overlapping)", "", "| what | fps |", "|---|---|")
+                  "`video` (decode, inference and encode overlapping), with the CPU seconds each of its busiest "
+                  "threads spent a wall second (about 1.00: the stage the others wait for; a thread waiting for "
+                  "CUDA may spin): MainThread writes (alpha plane, RGB to YUV), rmbg-read decodes, converts to RGB "
+                  "and uploads, rmbg-infer runs the network and its CPU workers, av:h264:df are the decoder's "
+                  "threads, encoder the encoder's", "", "| what | fps | busiest threads |", "|---|---|---|")
         for label, rate in stage_rates(clip, sizes).items():
-            table.add(f"| {label} | {rate if isinstance(rate, str) else f'{rate:.1f}'} |")
+            table.add(f"| {label} | {rate if isinstance(rate, str) else f'{rate:.1f}'} | |")
         compiled = [c for c in sizes.configs if c[2]]
         settings = [("float16", 8, False)] + ([max(compiled, key=lambda c: (c[0] == "float16", c[1]))] if compiled
                                                else [])
@@ -295,10 +310,11 @@ def video_part(sizes: Sizes, table: Table, child: Callable[[list[str]], dict | s
             result = child(["video", dtype, str(batch), "1" if is_compiled else "0", str(clip)])
             setting = f"{dtype}, batch {batch}{', compiled' if is_compiled else ''}"
             if isinstance(result, str):
-                table.add(f"| `video`, {setting} | {result} |")
+                table.add(f"| `video`, {setting} | {result} | |")
                 continue
-            for label, rate in result.items():
-                table.add(f"| `video` {label}, {setting} | {rate if isinstance(rate, str) else f'{rate:.1f}'} |")
+            for label, run in result.items():
+                cells = run if isinstance(run, str) else f"{run['fps']:.1f} | {run['threads']}"
+                table.add(f"| `video` {label}, {setting} | {cells} |")
 
 
 if __name__ == "__main__":

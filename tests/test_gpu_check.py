@@ -27,8 +27,13 @@ def test_the_dry_run_runs_every_step_and_writes_one_table(tmp_path: Path, isnet_
                                                       for b in "148"} | {("bfloat16", "1", "yes")}
     assert all(float(fps) > 0 and float(stream) > 0 for *_, fps, stream in rows)
     for stage in ("decode + RGB", "encode ProRes 4444 (prores_ks", "encode FFV1"):
-        assert re.search(rf"^\| {re.escape(stage)}.* \| [\d.]+ \|$", table, re.M), stage
-    assert len(re.findall(r"^\| `video` .* \| [\d.]+ \|$", table, re.M)) == 8  # 4 outputs, eager and compiled
+        assert re.search(rf"^\| {re.escape(stage)}.* \| [\d.]+ \| \|$", table, re.M), stage
+    # 4 outputs, eager and compiled, each with its (up to 4) busiest threads: the inference thread among them
+    videos = re.findall(r"^\| `video` .* \| [\d.]+ \| (.+) \|$", table, re.M)
+    assert len(videos) == 8, videos
+    for threads in videos:
+        assert re.fullmatch(r"\S+ \d+\.\d\d(, \S+ \d+\.\d\d){0,3}", threads), threads
+        assert float(re.search(r"\brmbg-infer (\d+\.\d\d)", threads)[1]) > 0.05, threads
     precision = dict(re.findall(r"^\| (float16|bfloat16) \| (\d+) \(", table, re.M))
     assert set(precision) == {"float16", "bfloat16"}
     assert int(precision["float16"]) <= 2  # at model size 64 on the real network; bf16 is looser

@@ -1,0 +1,92 @@
+"""The CPU time each thread of this process spends while a block of code runs: where a pipeline's time goes.
+
+``video`` overlaps decoding (the main thread's reader, ``rmbg-read``), inference (``rmbg-infer``) and
+encoding (the main thread, and libavcodec's own threads). A thread that is busy for about the whole wall
+time is the stage the others wait for; threads waiting for the GIL, a queue or the GPU's results (unless
+CUDA spins) are not busy. Linux only: it reads ``/proc/self/task``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections import defaultdict
+
+__all__ = ["ThreadLoad"]
+
+
+def _cpu_ticks(tid: str) -> int | None:
+    """utime + stime of thread ``tid`` in clock ticks; None once it has ended."""
+    try:
+        with open(f"/proc/self/task/{tid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[11]) + int(fields[12])  # fields 14 and 15 of stat(5), counted after the command name
+
+
+def _native_name(tid: str) -> str:
+    """The kernel's name of a thread that Python did not start (libavcodec's, torch's), digits dropped."""
+    try:
+        with open(f"/proc/self/task/{tid}/comm") as handle:
+            return re.sub(r"\d+$", "", handle.read().strip()) or "?"
+    except OSError:
+        return "?"
+
+
+class ThreadLoad:
+    """Sample every thread's CPU time while the ``with`` block runs; ``shares()`` then gives, per thread
+    name, CPU seconds per wall second (1.0: busy throughout; threads of one name add up).
+
+    Resolution: the kernel's clock tick (10 ms), and a thread that ends inside the block loses what it
+    spent after the last sample (at most ``interval`` seconds)."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval = interval
+        self._start: dict[str, int] = {}  # tid -> ticks when the block began (absent: started later, from 0)
+        self._last: dict[str, int] = {}
+        self._names: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._sampler = threading.Thread(target=self._run, name="thread-load", daemon=True)
+        self._wall = 0.0
+
+    def _sample(self) -> None:
+        python = {str(t.native_id): t.name for t in threading.enumerate()}
+        for tid in os.listdir("/proc/self/task"):
+            ticks = _cpu_ticks(tid)
+            if ticks is not None:
+                self._last[tid] = ticks
+                self._names.setdefault(tid, python.get(tid) or _native_name(tid))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> ThreadLoad:
+        self._sample()
+        self._start = dict(self._last)
+        self._wall = time.perf_counter()
+        self._sampler.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._sampler.join()
+        self._sample()
+        self._wall = time.perf_counter() - self._wall
+
+    def shares(self) -> dict[str, float]:
+        """Thread name -> CPU seconds per wall second of the block, busiest first (the sampler left out)."""
+        per_second = os.sysconf("SC_CLK_TCK")
+        totals: dict[str, float] = defaultdict(float)
+        for tid, ticks in self._last.items():
+            name = self._names[tid]
+            if name != self._sampler.name:
+                totals[name] += (ticks - self._start.get(tid, 0)) / per_second / max(self._wall, 1e-9)
+        return dict(sorted(totals.items(), key=lambda item: -item[1]))
+
+    def summary(self, most: int = 4) -> str:
+        """The ``most`` busiest names, e.g. ``MainThread 0.97, rmbg-infer 0.41, av:h264:df 0.30``."""
+        return ", ".join(f"{name} {share:.2f}" for name, share in list(self.shares().items())[:most])
