@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,21 @@ def child_infer(weights: str, sizes: Sizes, dtype: str, batch: int, compiled: bo
     return {"device_fps": device_fps, "stream_fps": stream_fps, "first_call_s": first, "peak_mib": peak}
 
 
+def encoder_opens(codec: str) -> bool:
+    """Whether ``codec`` opens and encodes a frame here (NVENC needs an encoder engine: an H100 has none)."""
+    import av
+
+    try:
+        context = av.CodecContext.create(codec, "w")
+        context.width, context.height, context.pix_fmt, context.time_base = 256, 256, "yuv420p", Fraction(1, 25)
+        frame = av.VideoFrame(256, 256, "yuv420p")
+        frame.pts = 0
+        context.encode(frame)
+        return True
+    except Exception:  # the build or the device lacks it
+        return False
+
+
 def stage_rates(clip: Path, sizes: Sizes) -> dict[str, float | str]:
     """fps of each CPU-side stage of ``video`` alone: decoding (with RGB conversion), NVDEC, the encoders."""
     import av
@@ -154,7 +170,7 @@ def child_video(weights: str, sizes: Sizes, clip: str, dtype: str, batch: int, c
     width, height = sizes.clip
     remover(np.zeros((batch, height, width, 3), np.uint8))
     name_os_thread("encoder")  # the encoders' threads, started by this (the writing) thread from here on
-    codec = "h264_nvenc" if sizes.nvenc else "libx264"
+    codec = "h264_nvenc" if sizes.nvenc and encoder_opens("h264_nvenc") else "libx264"
     outputs = [("rgba to .mov (ProRes 4444, CPU)", "out.mov", VideoOptions(parse_output("rgba"), overwrite=True)),
                ("rgba to .mkv (FFV1, CPU)", "out.mkv", VideoOptions(parse_output("rgba"), overwrite=True)),
                (f"alpha to .mp4 ({codec})", "alpha.mp4",
