@@ -88,5 +88,7 @@ class ThreadLoad:
         return dict(sorted(totals.items(), key=lambda item: -item[1]))
 
     def summary(self, most: int = 4) -> str:
-        """The ``most`` busiest names, e.g. ``MainThread 0.97, rmbg-infer 0.41, av:h264:df 0.30``."""
-        return ", ".join(f"{name} {share:.2f}" for name, share in list(self.shares().items())[:most])
+        """The ``most`` busiest names, e.g. ``MainThread 0.97, rmbg-infer 0.41, av:h264:df 0.30`` (those
+        under 0.005 left out)."""
+        busy = [(name, share) for name, share in self.shares().items() if share >= 0.005]
+        return ", ".join(f"{name} {share:.2f}" for name, share in busy[:most])
