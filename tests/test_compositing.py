@@ -55,6 +55,18 @@ def test_colour_composite_is_the_alpha_blend() -> None:
     assert (composite(FRAME, clear, parse_output("green")) == np.array(GREEN, np.uint8)).all()
 
 
+def test_the_blend_is_the_rounded_float_blend_for_every_value() -> None:
+    """Every (frame, alpha, background) triple of uint8 values: integer arithmetic, float32's result."""
+    values = np.arange(256, dtype=np.uint8)
+    front, alpha, behind = (grid.reshape(4096, 4096) for grid in np.meshgrid(values, values, values, indexing="ij"))
+    out = composite(np.repeat(front[..., None], 3, axis=2), alpha, parse_output("image:x.png"),
+                    np.repeat(behind[..., None], 3, axis=2))
+    weight = alpha.astype(np.float32) / 255.0
+    expected = np.rint(front.astype(np.float32) * weight + behind.astype(np.float32) * (1.0 - weight))
+    for channel in range(3):
+        np.testing.assert_array_equal(out[..., channel], expected.astype(np.uint8))
+
+
 def test_image_composite_uses_the_background_and_needs_it() -> None:
     background = RNG.integers(0, 256, FRAME.shape, dtype=np.uint8)
     clear = np.zeros_like(ALPHA)
