@@ -178,7 +178,6 @@ def _stored_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
 
 
 @functools.cache
-@functools.cache
 def _network_shapes() -> dict[str, tuple[int, ...]]:
     """Name -> shape of every tensor of RMBG-1.4 (read from the meta-device network)."""
     return {name: tuple(tensor.shape) for name, tensor in meta_network().state_dict().items()}
