@@ -9,7 +9,6 @@ the queue depths, however long the stream.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import queue
 import sys
 import threading
@@ -24,12 +23,15 @@ _POLL_SECONDS = 0.1
 
 
 def name_os_thread(name: str) -> None:
-    """Give the calling thread ``name`` (its first 15 bytes) in the kernel too, where ``top -H``, ``ps -L`` and
-    ``/proc`` show it (Python names threads there itself only from 3.14). Native threads it starts from now on
-    (torch's CPU workers, libavcodec's) inherit the name. Linux only; elsewhere nothing happens."""
+    """Give the calling thread ``name`` (its first 15 characters, non-ASCII ones as ``?``) in the kernel too,
+    where ``top -H``, ``ps -L`` and ``/proc`` show it (Python names threads there itself only from 3.14).
+    Native threads it starts from now on (torch's CPU workers, libavcodec's) inherit the name. Linux only;
+    elsewhere, or without ctypes, nothing happens."""
     if sys.platform == "linux":
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # 15: PR_SET_NAME
+        with contextlib.suppress(ImportError, OSError, AttributeError):
+            import ctypes
+
+            ctypes.CDLL(None).prctl(15, name.encode("ascii", "replace")[:15], 0, 0, 0)  # 15: PR_SET_NAME
 
 
 class Cancelled(BaseException):
@@ -86,9 +88,9 @@ def prefetch(items: Iterable[T], depth: int = 2, name: str = "rmbg-prefetch", *,
         return False
 
     def produce() -> None:
-        name_os_thread(name)
         source = iter(items)
         try:
+            name_os_thread(name)
             for item in source:
                 if not offer(item):
                     return
