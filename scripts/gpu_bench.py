@@ -109,16 +109,24 @@ def encoder_opens(codec: str) -> bool:
 
 
 def stage_rates(clip: Path, sizes: Sizes) -> dict[str, float | str]:
-    """fps of each CPU-side stage of ``video`` alone: decoding (with RGB conversion), NVDEC, the encoders."""
+    """fps of each CPU-side stage of ``video`` alone: decoding with the RGB conversion (with one converter kept,
+    as ``video`` does, and with a converter made for each frame, as ``frame.to_ndarray`` does), NVDEC, the
+    encoders."""
     import av
+    from av.video.reformatter import VideoReformatter
 
     rates: dict[str, float | str] = {}
-    with av.open(str(clip)) as container:
-        container.streams.video[0].thread_type = "AUTO"
-        start = time.perf_counter()
-        decoded = [f.to_ndarray(format="rgb24", interpolation="BICUBIC") for f in container.decode(video=0)]
-        rates["decode + RGB (libavcodec h264, threads auto, swscale bicubic)"] = len(decoded) / (
-            time.perf_counter() - start)
+    kept = VideoReformatter()
+    conversions = {"decode + RGB (libavcodec h264, threads auto; swscale bicubic, one converter kept)":
+                   lambda frame: kept.reformat(frame, format="rgb24", interpolation="BICUBIC").to_ndarray(),
+                   "decode + RGB, a converter made for each frame (frame.to_ndarray)":
+                   lambda frame: frame.to_ndarray(format="rgb24", interpolation="BICUBIC")}
+    for label, convert in conversions.items():
+        with av.open(str(clip)) as container:
+            container.streams.video[0].thread_type = "AUTO"
+            start = time.perf_counter()
+            decoded = [convert(frame) for frame in container.decode(video=0)]
+            rates[label] = len(decoded) / (time.perf_counter() - start)
     if sizes.nvenc:
         try:
             with av.open(str(clip)) as container:
@@ -224,6 +232,15 @@ def machine_line(sizes: Sizes) -> str:
     return f"{gpu}; host {cpu_model()}; torch {torch.__version__}"
 
 
+def clip_size(text: str) -> tuple[int, int, int]:
+    """``WIDTHxHEIGHTxFRAMES`` (each at least 1) for ``--clip``."""
+    parts = text.split("x")
+    if len(parts) != 3 or not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHTxFRAMES such as 1920x1080x60, got {text!r}")
+    width, height, frames = (int(part) for part in parts)
+    return width, height, frames
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", required=True)
@@ -233,8 +250,9 @@ def main() -> None:
     parser.add_argument("--parts", default="warm,infer,video",
                         help="warm (compile in parallel), infer, video: any of them, comma-separated")
     parser.add_argument("--configs", help="only these inference configurations, e.g. float16:8:0,bfloat16:4:1")
-    parser.add_argument("--clip", help="the end-to-end clip's WIDTHxHEIGHTxFRAMES instead of the default, "
-                        "e.g. 1920x1080x60 with --dry-run for the CPU-side account of 1080p here")
+    parser.add_argument("--clip", type=clip_size,
+                        help="the end-to-end clip's WIDTHxHEIGHTxFRAMES instead of the default, e.g. 1920x1080x60 "
+                        "with --dry-run for the CPU-side account of 1080p here")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sizes = DRY if args.dry_run else FULL
@@ -242,7 +260,7 @@ def main() -> None:
         chosen = [(d, int(b), c == "1") for d, b, c in (item.split(":") for item in args.configs.split(","))]
         sizes = replace(sizes, configs=tuple(chosen))
     if args.clip:
-        width, height, frames = (int(value) for value in args.clip.split("x"))
+        width, height, frames = args.clip
         sizes = replace(sizes, clip=(width, height), clip_frames=frames)
     if args.child:
         kind, dtype, batch, compiled = args.child[0], args.child[1], int(args.child[2]), args.child[3] == "1"
@@ -255,7 +273,7 @@ def main() -> None:
     table = Table(args.table)
     table.add(f"Machine: {machine_line(sizes)}", "")
     common = ["--weights", args.weights, "--table", str(args.table)] + (["--dry-run"] if args.dry_run else []) + (
-        ["--clip", args.clip] if args.clip else [])
+        ["--clip", "x".join(map(str, args.clip))] if args.clip else [])
     started = time.perf_counter()
 
     def child(arguments: list[str]) -> dict | str:
@@ -312,11 +330,12 @@ def video_part(sizes: Sizes, table: Table, child: Callable[[list[str]], dict | s
         write_clip(str(clip), *sizes.clip, sizes.clip_frames, options={"preset": "ultrafast", "crf": "18"}, distinct=30)
         width, height = sizes.clip
         table.add("", f"End to end at {width}x{height}: {sizes.clip_frames} frames of H.264; each stage alone, then "
-                  "`video` (decode, inference and encode overlapping), with the CPU seconds each of its busiest "
-                  "threads spent a wall second (about 1.00: the stage the others wait for; a thread waiting for "
-                  "CUDA may spin): MainThread writes (alpha plane, RGB to YUV), rmbg-read decodes, converts to RGB "
-                  "and uploads, rmbg-infer runs the network and its CPU workers, av:h264:df are the decoder's "
-                  "threads, encoder the encoder's", "", "| what | fps | busiest threads |", "|---|---|---|")
+                  "`video` (decode, inference and encode overlapping), with the CPU seconds its busiest threads "
+                  "spent a wall second, summed over the threads of a name (a single thread near 1.00 is the stage "
+                  "the others wait for; a thread waiting for CUDA may spin): MainThread writes (alpha plane, RGB to "
+                  "YUV), rmbg-read decodes, converts to RGB and uploads, rmbg-infer runs the network (with its CPU "
+                  "workers), av:h264:df are the decoder's threads, encoder the encoder's", "",
+                  "| what | fps | busiest threads |", "|---|---|---|")
         for label, rate in stage_rates(clip, sizes).items():
             table.add(f"| {label} | {rate if isinstance(rate, str) else f'{rate:.1f}'} | |")
         compiled = [c for c in sizes.configs if c[2]]
@@ -329,7 +348,7 @@ def video_part(sizes: Sizes, table: Table, child: Callable[[list[str]], dict | s
                 table.add(f"| `video`, {setting} | {result} | |")
                 continue
             for label, run in result.items():
-                cells = run if isinstance(run, str) else f"{run['fps']:.1f} | {run['threads']}"
+                cells = f"{run} |" if isinstance(run, str) else f"{run['fps']:.1f} | {run['threads']}"
                 table.add(f"| `video` {label}, {setting} | {cells} |")
 
 

@@ -30,7 +30,7 @@ def _cpu_ticks(tid: str) -> int | None:
 def _native_name(tid: str) -> str:
     """The kernel's name of a thread that Python did not start (libavcodec's, torch's), digits dropped."""
     try:
-        with open(f"/proc/self/task/{tid}/comm") as handle:
+        with open(f"/proc/self/task/{tid}/comm", errors="replace") as handle:
             return re.sub(r"\d+$", "", handle.read().strip()) or "?"
     except OSError:
         return "?"
@@ -38,7 +38,8 @@ def _native_name(tid: str) -> str:
 
 class ThreadLoad:
     """Sample every thread's CPU time while the ``with`` block runs; ``shares()`` then gives, per thread
-    name, CPU seconds per wall second (1.0: busy throughout; threads of one name add up).
+    name, CPU seconds per wall second (1.0: one thread busy throughout; threads of one name add up), how
+    many threads had that name and the busiest one's share.
 
     Resolution: the kernel's clock tick (10 ms), and a thread that ends inside the block loses what it
     spent after the last sample (at most ``interval`` seconds)."""
@@ -58,7 +59,10 @@ class ThreadLoad:
             ticks = _cpu_ticks(tid)
             if ticks is not None:
                 self._last[tid] = ticks
-                self._names.setdefault(tid, python.get(tid) or _native_name(tid))
+                if tid in python:  # a Python thread, possibly seen before Python knew its id
+                    self._names[tid] = python[tid]
+                else:
+                    self._names.setdefault(tid, _native_name(tid))
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -77,18 +81,21 @@ class ThreadLoad:
         self._sample()
         self._wall = time.perf_counter() - self._wall
 
-    def shares(self) -> dict[str, float]:
-        """Thread name -> CPU seconds per wall second of the block, busiest first (the sampler left out)."""
+    def shares(self) -> dict[str, tuple[float, int, float]]:
+        """Thread name -> (CPU seconds per wall second of the block, summed over its threads; how many
+        threads; the busiest one's share), busiest name first (the sampler left out)."""
         per_second = os.sysconf("SC_CLK_TCK")
-        totals: dict[str, float] = defaultdict(float)
+        per_name: dict[str, list[float]] = defaultdict(list)
         for tid, ticks in self._last.items():
             name = self._names[tid]
             if name != self._sampler.name:
-                totals[name] += (ticks - self._start.get(tid, 0)) / per_second / max(self._wall, 1e-9)
-        return dict(sorted(totals.items(), key=lambda item: -item[1]))
+                per_name[name].append(max(0, ticks - self._start.get(tid, 0)) / per_second / max(self._wall, 1e-9))
+        loads = {name: (sum(each), len(each), max(each)) for name, each in per_name.items()}
+        return dict(sorted(loads.items(), key=lambda item: -item[1][0]))
 
     def summary(self, most: int = 4) -> str:
-        """The ``most`` busiest names, e.g. ``MainThread 0.97, rmbg-infer 0.41, av:h264:df 0.30`` (those
-        under 0.005 left out)."""
-        busy = [(name, share) for name, share in self.shares().items() if share >= 0.005]
-        return ", ".join(f"{name} {share:.2f}" for name, share in busy[:most])
+        """The ``most`` busiest names, e.g. ``MainThread 0.97, encoder 1.33 (4 threads, busiest 0.41)``
+        (names under 0.005 left out): a single thread near 1.00 is the stage the others wait for."""
+        busy = [(name, load) for name, load in self.shares().items() if load[0] >= 0.005]
+        return ", ".join(f"{name} {total:.2f}" + (f" ({count} threads, busiest {top:.2f})" if count > 1 else "")
+                         for name, (total, count, top) in busy[:most])
