@@ -1,9 +1,9 @@
 """The CPU time each thread of this process spends while a block of code runs: where a pipeline's time goes.
 
-``video`` overlaps decoding (the main thread's reader, ``rmbg-read``), inference (``rmbg-infer``) and
-encoding (the main thread, and libavcodec's own threads). A thread that is busy for about the whole wall
-time is the stage the others wait for; threads waiting for the GIL, a queue or the GPU's results (unless
-CUDA spins) are not busy. Linux only: it reads ``/proc/self/task``.
+``video`` overlaps decoding (the engine's reading thread, ``rmbg-read``, and libavcodec's decoder threads),
+inference (``rmbg-infer``) and encoding (the main thread, and libavcodec's encoder threads). A thread that
+is busy for about the whole wall time is the stage the others wait for; threads waiting for the GIL, a
+queue or the GPU's results (unless CUDA spins) are not busy. Linux only: it reads ``/proc/self/task``.
 """
 
 from __future__ import annotations
