@@ -37,7 +37,7 @@ from recipe import FIXTURES, recipe_state_dict  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
 import rmbg_filter  # noqa: E402
-from rmbg_filter.cli.main import keep_freed_memory  # noqa: E402
+from rmbg_filter.cli.engine_loading import keep_freed_memory  # noqa: E402
 from rmbg_filter.network import BriaRMBG, RMBGConfig  # noqa: E402
 
 SIZE = (1024, 1024)

@@ -165,7 +165,7 @@ def costs(model: str, dtype: str, frames: int, rounds: int) -> list[float]:
 def cost_child(model: str, dtype: str, quality: QualityOptions, frames: int) -> None:
     """Print the seconds per frame of streaming ``frames`` 1080p frames to rgba cut-outs (after one warm-up
     frame): the alphas, and the colours when ``quality`` decontaminates."""
-    from rmbg_filter.cli.main import keep_freed_memory
+    from rmbg_filter.cli.engine_loading import keep_freed_memory
 
     keep_freed_memory()
     remover = load(model, device="cpu", dtype=dtype)

@@ -13,7 +13,8 @@ import pytest
 from cli_helpers import CLI, ffmpeg, one_error_line, read_manifest, run_cli
 
 from rmbg_filter import ModelOptions
-from rmbg_filter.cli.batch import BatchSettings, Manifest, fingerprint, plan
+from rmbg_filter.cli.batch import Manifest, plan
+from rmbg_filter.cli.batch_jobs import BatchSettings, fingerprint
 from rmbg_filter.cli.batch_ray import worker_resources
 from rmbg_filter.cli.safe_output import atomic_output, remove_stale_temporaries
 from rmbg_filter.cli.video import VideoOptions

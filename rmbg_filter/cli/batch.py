@@ -3,7 +3,7 @@
 The unit of work is one whole file (its temporal window and its encoder need
 every frame, in order). Each input ``clip.mp4`` becomes ``DIR/clip.FORMAT``, or
 the folder ``DIR/clip/`` of ``%05d.png`` for png, written atomically.
-``DIR/manifest.jsonl`` gets one JSON object per input and run (see ``Record``);
+``DIR/manifest.jsonl`` gets one JSON object per input and run (see ``batch_jobs.Record``);
 a rerun skips an input whose last record is done (or skipped) for the same
 content (size and SHA-256), the same settings and an output still there, and
 retries the rest. Here the files run one after another in this process; with
@@ -13,99 +13,42 @@ retries the rest. Here the files run one after another in this process; with
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
-import functools
 import glob
-import hashlib
 import itertools
 import json
 import os
 import socket
 import sys
-import time
 from collections.abc import Callable, Generator, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ..errors import InputError, ProcessingError, first_line, system_reason
-from ..options import ModelOptions
-from .encodings import choose_encoding
-from .safe_output import atomic_folder, remove_stale_temporaries
-from .video import VideoJob, VideoOptions
+from ..errors import InputError, system_reason
+from .batch_jobs import (
+    PNG_PATTERN,
+    STATUSES,
+    BatchSettings,
+    Record,
+    Task,
+    convert,
+    failed_record,
+    fingerprint,
+    recorded_output,
+)
+from .progress import BatchProgress
+from .safe_output import remove_stale_temporaries
 
 if TYPE_CHECKING:
     from ..engine import BackgroundRemover
 
-__all__ = ["FORMATS", "BatchProgress", "BatchSettings", "Manifest", "Record", "Task", "convert", "expand_inputs",
-           "failed_record", "plan", "run_batch"]
+__all__ = ["FORMATS", "Manifest", "expand_inputs", "plan", "run_batch"]
 
 #: what ``--format`` may be: a video container, or png for a folder of numbered PNGs per input
 FORMATS = ("mov", "webm", "mkv", "png")
 #: the files a folder given as INPUT contributes (its other files, such as notes, are not videos)
 VIDEO_SUFFIXES = frozenset((".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mxf", ".ts", ".mts", ".m2ts",
                             ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ogv", ".y4m", ".gif", ".nut"))
-_PNG_PATTERN = "%05d.png"
-STATUSES = ("done", "failed", "skipped")
-
-
-@dataclass(frozen=True)
-class BatchSettings:
-    """What every file of a batch is made with: the output folder and format, and ``video``'s options.
-
-    ``video.overwrite`` and ``video.progress`` are ignored: the plan decides what may be replaced,
-    and the batch shows its own progress.
-    """
-
-    out_dir: Path
-    format: str
-    video: VideoOptions
-    model: ModelOptions
-
-    def output_of(self, source: Path) -> Path:
-        """Where ``source``'s result goes: ``DIR/<stem>.<format>``, or the folder ``DIR/<stem>`` for png."""
-        return self.out_dir / (source.stem if self.format == "png" else f"{source.stem}.{self.format}")
-
-    @functools.cached_property
-    def digest(self) -> str:
-        """A short hash of everything that shapes an output (format, modes, codec, model and quality
-        options, the background picture's content): a rerun with other settings redoes the files.
-        Computed once (it reads the background picture), not once per record."""
-        video = dataclasses.replace(self.video, overwrite=False, progress=False)
-        image = self.video.mode.image
-        background = fingerprint(image)[1] if image is not None and image.is_file() else None
-        text = json.dumps([self.format, repr(video), repr(self.model), background])
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-    def check(self) -> None:
-        """Raise InputError if the format cannot hold what ``--output`` makes, or ``--crf`` does not apply:
-        once for the batch, rather than once per file."""
-        probe = self.out_dir / (f"x/{_PNG_PATTERN}" if self.format == "png" else f"x.{self.format}")
-        video = self.video
-        choose_encoding(probe, video.mode, "yuv420p", (64, 64), codec=video.codec, pix_fmt=video.pix_fmt,
-                        crf=video.crf)
-
-
-@dataclass(frozen=True)
-class Task:
-    """One input to convert, as absolute paths every worker can reach: ``output`` is a file, or the
-    png folder."""
-
-    input: str
-    output: str
-
-
-#: One manifest line. ``input``, ``output`` (the png pattern for png); ``status`` done, failed or
-#: skipped; ``frames`` written (for skipped, those of the run that made it); ``seconds`` of work;
-#: ``error`` the one-line message or None; and what reruns compare: ``size``, ``sha256`` (None
-#: when the input could not be read), ``settings`` (``BatchSettings.digest``); ``host`` that did it;
-#: ``refused`` (only present, true, on a refusal to replace an output this input did not make).
-Record = dict[str, Any]
-
-
-def _recorded_output(settings: BatchSettings, output: str) -> str:
-    return str(Path(output) / _PNG_PATTERN) if settings.format == "png" else output
 
 
 def expand_inputs(words: Iterable[str], settings: BatchSettings) -> list[Path]:
@@ -152,16 +95,9 @@ def expand_inputs(words: Iterable[str], settings: BatchSettings) -> list[Path]:
     return unique
 
 
-def fingerprint(path: Path) -> tuple[int, str]:
-    """The size in bytes and SHA-256 (hex) of the file at ``path``; OSError if it cannot be read."""
-    with path.open("rb") as file:
-        digest = hashlib.file_digest(file, "sha256").hexdigest()
-    return path.stat().st_size, digest
-
-
 def _exists(output: Path) -> bool:
     """Whether an output file, or a png folder with at least its first picture, is there."""
-    return (output / (_PNG_PATTERN % 1)).is_file() if output.is_dir() else output.is_file()
+    return (output / (PNG_PATTERN % 1)).is_file() if output.is_dir() else output.is_file()
 
 
 class Manifest:
@@ -246,7 +182,7 @@ def plan(inputs: list[Path], settings: BatchSettings, previous: list[Record], *,
         output = settings.output_of(path)
         task = Task(str(path), str(output))
         last = last_of_input.get(task.input)
-        maker = maker_of_output.get(_recorded_output(settings, task.output))
+        maker = maker_of_output.get(recorded_output(settings, task.output))
         if last is not None and last is maker and last["status"] in ("done", "skipped") \
                 and last.get("settings") == digest and _exists(output) and _same_content(path, last):
             decided.append({**last, "status": "skipped", "seconds": 0.0, "error": None,
@@ -268,55 +204,6 @@ def _same_content(path: Path, record: Record) -> bool:
         return False
 
 
-def _record(task: Task, settings: BatchSettings, status: str, *, frames: int = 0, seconds: float = 0.0,
-            error: str | None = None, size: int | None = None, sha256: str | None = None) -> Record:
-    return {"input": task.input, "output": _recorded_output(settings, task.output), "status": status,
-            "frames": frames, "seconds": round(seconds, 3), "error": error, "size": size, "sha256": sha256,
-            "settings": settings.digest, "host": socket.gethostname()}
-
-
-def convert(remover: BackgroundRemover, task: Task, settings: BatchSettings,
-            on_frame: Callable[[], None] | None = None) -> Record:
-    """Run the ``video`` job on one task; its record, failed with the one-line error if anything went wrong.
-
-    What killed writers of the same output left (SIGKILL) is cleared first. Interrupts propagate.
-    """
-    started = time.monotonic()
-    output = Path(task.output)
-    size = sha256 = None
-    try:
-        size, sha256 = fingerprint(Path(task.input))
-        remove_stale_temporaries([output])
-        frames = _write(remover, Path(task.input), output, settings, on_frame)
-    except (InputError, ProcessingError) as error:
-        message = str(error)
-    except OSError as error:
-        message = f"{type(error).__name__}: {first_line(error)}"
-    except Exception as error:  # one file's failure never stops the others
-        message = f"unexpected {type(error).__name__}: {first_line(error)}"
-    else:
-        return _record(task, settings, "done", frames=frames, seconds=time.monotonic() - started,
-                       size=size, sha256=sha256)
-    return _record(task, settings, "failed", seconds=time.monotonic() - started, error=message,
-                   size=size, sha256=sha256)
-
-
-def failed_record(task: Task, settings: BatchSettings, error: str) -> Record:
-    """The record of a task that failed without its worker saying so (the worker died, or the job did)."""
-    return _record(task, settings, "failed", error=error)
-
-
-def _write(remover: BackgroundRemover, source: Path, output: Path, settings: BatchSettings,
-           on_frame: Callable[[], None] | None) -> int:
-    """Write ``output`` from ``source`` (replacing it: the plan allowed it); returns the frames written."""
-    options = dataclasses.replace(settings.video, overwrite=True, progress=False)
-    if settings.format != "png":
-        with VideoJob(source, output, options) as job:
-            return job.run(remover, on_frame=on_frame)
-    with atomic_folder(output) as folder, VideoJob(source, folder / _PNG_PATTERN, options) as job:
-        return job.run(remover, on_frame=on_frame)
-
-
 def run_here(tasks: list[Task], settings: BatchSettings, load: Callable[[], BackgroundRemover],
              progress: BatchProgress) -> Generator[Record, None, None]:
     """Convert the tasks one after another in this process, the model loaded once (when the first task needs it)."""
@@ -324,52 +211,6 @@ def run_here(tasks: list[Task], settings: BatchSettings, load: Callable[[], Back
     for task in tasks:
         progress.start_file(Path(task.input).name)
         yield convert(remover, task, settings, on_frame=progress.frame)
-
-
-class BatchProgress:
-    """``[#####...] 3/6 files  1200 frames  2 failed  clip.mp4`` on one line of a terminal; silent elsewhere."""
-
-    def __init__(self, total: int, *, shown: bool, stream: IO[str] = sys.stderr) -> None:
-        self.total, self.shown, self.stream = total, shown, stream
-        self.files = self.frames = self.failed = 0
-        self.current = ""
-        self._drawn = 0.0
-
-    def start_file(self, name: str) -> None:
-        self.current = name
-        self._draw(force=True)
-
-    def frame(self) -> None:
-        """Count one frame written (here: as it is encoded)."""
-        self.frames += 1
-        self._draw()
-
-    def add_frames(self, count: int) -> None:
-        """Count a finished file's frames at once (on a cluster, where frames are not seen one by one)."""
-        self.frames += count
-
-    def file_done(self, record: Record) -> None:
-        """Count a finished file, and a failure."""
-        self.files += 1
-        self.failed += record["status"] == "failed"
-        self._draw(force=True)
-
-    def _draw(self, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not self.shown or (not force and now - self._drawn < 0.25):
-            return
-        self._drawn = now
-        filled = int(24 * self.files / max(self.total, 1))
-        failed = f"  {self.failed} failed" if self.failed else ""
-        self.stream.write(f"\r[{'#' * filled}{'.' * (24 - filled)}] {self.files}/{self.total} files  "
-                          f"{self.frames} frames{failed}  {self.current}\033[K")
-        self.stream.flush()
-
-    def clear(self) -> None:
-        """Blank the line, so that a message can be printed on it."""
-        if self.shown:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
 
 
 def run_batch(words: list[str], settings: BatchSettings, load: Callable[[], BackgroundRemover], *,

@@ -5,7 +5,7 @@ scheduling and of retry), then ``map_batches`` with ``FileWorker``: an actor
 that loads the model once and converts one file per call (``batch_size=1``).
 Each worker asks for one GPU where the cluster has GPUs, otherwise a share of
 the CPUs. Ray restarts an actor that dies (a SIGKILL, a lost node) and retries
-its file, up to ``ATTEMPTS`` tries; ``batch.convert`` first clears what the dead
+its file, up to ``ATTEMPTS`` tries; ``batch_jobs.convert`` first clears what the dead
 writer left. The records stream back to this process, which alone writes the
 manifest.
 
@@ -28,7 +28,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, first_line
-from .batch import BatchProgress, BatchSettings, Record, Task, convert, failed_record
+from .batch_jobs import BatchSettings, Record, Task, convert, failed_record
+from .engine_loading import load_engine
+from .progress import BatchProgress
 
 __all__ = ["ATTEMPTS", "FileWorker", "check_cluster", "run_on_ray", "worker_resources"]
 
@@ -45,8 +47,6 @@ class FileWorker:
     """A Ray Data actor: the model, loaded once; each call converts the files of a batch (one, here)."""
 
     def __init__(self, settings: BatchSettings) -> None:
-        from .main import load_engine
-
         options = settings.model
         if options.device.startswith("cuda:"):  # Ray gives each worker one GPU: CUDA_VISIBLE_DEVICES numbers it 0
             options = dataclasses.replace(options, device="cuda")

@@ -12,7 +12,6 @@ an interrupted or terminated command leaves no output.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import dataclasses
 import errno
 import os
@@ -21,18 +20,16 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, NoReturn, TypeVar
+from typing import BinaryIO, NoReturn, TypeVar
 
 from ..compositing import MODE_WORDS, parse_output
 from ..errors import InputError, Mention, OptionError, ProcessingError, Spelling, first_line, one_line, system_reason
 from ..memory import check_frames
 from ..options import MODEL_ENV, ModelOptions, QualityOptions, all_specs, specs, split_keywords
 from .batch import FORMATS, Manifest
+from .engine_loading import load_engine
 from .pipe import PIXEL_FORMATS, parse_size
 from .safe_output import is_temporary
-
-if TYPE_CHECKING:
-    from ..engine import BackgroundRemover
 
 __all__ = ["main"]
 
@@ -163,35 +160,6 @@ def _add_video_options(parser: argparse.ArgumentParser, replaced: str) -> None:
     parser.add_argument("-y", "--overwrite", action="store_true", help=f"replace {replaced} if it exists")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_options(parser)
-
-
-def keep_freed_memory() -> None:
-    """Let glibc's malloc keep freed memory for reuse instead of handing it back to the system.
-
-    Its defaults return large blocks (the network's activations, tens of MB each) to the
-    system and map them afresh, zero-filled, on the next frame; how often depends on what the
-    process allocated before. Measured here: bfloat16 took 0.33 s a 720p frame in a fresh
-    process and 0.47 s once a float32 network had run in the same process; with these two
-    settings, 0.35 s in both cases. The command line owns its process, so it sets them; the
-    cost is that memory stays at its peak (which a stream reaches in its first frames anyway).
-    Elsewhere than glibc this does nothing.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    mmap_threshold, trim_threshold = -3, -1  # mallopt's M_MMAP_THRESHOLD and M_TRIM_THRESHOLD
-    for option in (mmap_threshold, trim_threshold):
-        libc.mallopt(option, 1 << 30)
-
-
-def load_engine(options: ModelOptions) -> BackgroundRemover:
-    """The engine ``options`` ask for: the process's one for them (``engine.shared_engine``), so that
-    ``main`` called many times in one process loads each model once."""
-    from ..engine import shared_engine
-
-    keep_freed_memory()
-    return shared_engine(options)
 
 
 def _run(args: argparse.Namespace, stdin: BinaryIO | None, stdout: BinaryIO | None) -> None:

@@ -1,12 +1,13 @@
-"""A one-line progress bar on stderr (frames, fps, ETA), shown only on a terminal."""
+"""One-line progress bars on stderr, shown only on a terminal: a video's frames (fps, ETA), a batch's files."""
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from collections.abc import Mapping
+from typing import Any, TextIO
 
-__all__ = ["Progress"]
+__all__ = ["BatchProgress", "Progress"]
 
 
 class Progress:
@@ -45,4 +46,50 @@ class Progress:
         """End the bar's line."""
         if self.shown and self.count:
             self.stream.write("\r" + self.line(time.monotonic()) + "\033[K\n")
+            self.stream.flush()
+
+
+class BatchProgress:
+    """``[#####...] 3/6 files  1200 frames  2 failed  clip.mp4`` on one line of a terminal; silent elsewhere."""
+
+    def __init__(self, total: int, *, shown: bool, stream: TextIO = sys.stderr) -> None:
+        self.total, self.shown, self.stream = total, shown, stream
+        self.files = self.frames = self.failed = 0
+        self.current = ""
+        self._drawn = 0.0
+
+    def start_file(self, name: str) -> None:
+        self.current = name
+        self._draw(force=True)
+
+    def frame(self) -> None:
+        """Count one frame written (here: as it is encoded)."""
+        self.frames += 1
+        self._draw()
+
+    def add_frames(self, count: int) -> None:
+        """Count a finished file's frames at once (on a cluster, where frames are not seen one by one)."""
+        self.frames += count
+
+    def file_done(self, record: Mapping[str, Any]) -> None:
+        """Count a finished file, and a failure."""
+        self.files += 1
+        self.failed += record["status"] == "failed"
+        self._draw(force=True)
+
+    def _draw(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.shown or (not force and now - self._drawn < 0.25):
+            return
+        self._drawn = now
+        filled = int(24 * self.files / max(self.total, 1))
+        failed = f"  {self.failed} failed" if self.failed else ""
+        self.stream.write(f"\r[{'#' * filled}{'.' * (24 - filled)}] {self.files}/{self.total} files  "
+                          f"{self.frames} frames{failed}  {self.current}\033[K")
+        self.stream.flush()
+
+    def clear(self) -> None:
+        """Blank the line, so that a message can be printed on it."""
+        if self.shown:
+            self.stream.write("\r\033[K")
             self.stream.flush()
