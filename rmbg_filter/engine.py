@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
 import numpy as np
@@ -23,12 +23,12 @@ from . import memory, onnx_runtime
 from .backend import DTYPES, Backend
 from .compiled import compiled_matte
 from .finishing import finish
+from .frame_stream import FrameStream
 from .loading import load_network
 from .network import BriaRMBG
 from .options import ModelOptions, QualityOptions
 from .streaming import prefetch
-from .temporal import Neighbour, Reuse, Window, motion_cells, stabilise
-from .transfers import DeviceTransfers, Download, Upload
+from .transfers import DeviceTransfers
 from .transforms import as_frame_batch, network_input, view
 
 __all__ = ["Backend", "BackgroundRemover", "build", "load", "shared_engine"]
@@ -204,117 +204,17 @@ class BackgroundRemover:
         most ``read_wait`` seconds (None: until it stops; give a bound where
         ``items`` may block for good, as a read of a silent stdin does).
         """
-        quality = quality or QualityOptions()
+        run = FrameStream(self, self._transfers, quality or QualityOptions())
         stopped = threading.Event()  # closing the results stops the reading thread too
-        uploads = prefetch(((tags, self._transfers.upload(b)) for tags, b in self._batches(items, quality)), depth,
+        uploads = prefetch(((tags, self._transfers.upload(b)) for tags, b in run.batches(items)), depth,
                            name="rmbg-read", join=read_wait, cancel=stopped)
-        results = prefetch(self._finished(uploads, quality), 1, name="rmbg-infer", stop=stopped)
+        results = prefetch(run.finished(uploads), 1, name="rmbg-infer", stop=stopped)
         with contextlib.closing(results):  # now, not whenever the generator is collected
             for tags, download, seconds in results:
                 waited = time.perf_counter()
                 alphas = download.numpy()
                 self.batch_seconds = seconds + time.perf_counter() - waited
                 yield from zip(tags, alphas, strict=True)
-
-    def _finished(self, uploads: Generator[tuple[list[T], Upload], None, None],
-                  quality: QualityOptions) -> Iterator[tuple[list[T], Download, float]]:
-        """Alphas on their way back, with their tags and the seconds the network and finishing took.
-
-        The seconds are all of the work on the CPU; on CUDA the launch, and the wait for the
-        download adds the rest (a consumer slower than the GPU hides it). ``uploads`` is closed
-        here, in the thread that runs it (closing it from another could find it running).
-        """
-        window: Window[tuple[T, torch.Tensor, torch.Tensor, Neighbour]] = Window(quality.temporal_radius)
-        reuse = Reuse(quality.reuse_threshold)
-        with contextlib.closing(uploads):
-            try:
-                for tags, upload in uploads:
-                    started = time.perf_counter()
-                    with torch.inference_mode():
-                        pixels = self._transfers.arrived(upload)
-                        views = self.views(pixels)
-                        mattes = self._reusing(views, reuse)
-                        if not quality.temporal_radius:
-                            alphas = finish(pixels, views, mattes, quality)
-                            yield tags, self._transfers.download(alphas), time.perf_counter() - started
-                            continue
-                        motions, size = motion_cells(views), (pixels.shape[1], pixels.shape[2])
-                        network = time.perf_counter() - started
-                    for index, tag in enumerate(tags):
-                        frame = slice(index, index + 1)
-                        entry = (tag, pixels[frame], views[frame], Neighbour(size, motions[frame], mattes[frame]))
-                        for around in window.push(entry):
-                            yield self._finish_window(around, quality, network)
-            except Exception:  # the frames read before the failure still get their alphas, then it is raised
-                yield from self._drained(window, quality)
-                raise
-            yield from self._drained(window, quality)
-
-    def _drained(self, window: Window[tuple[T, torch.Tensor, torch.Tensor, Neighbour]],
-                 quality: QualityOptions) -> Iterator[tuple[list[T], Download, float]]:
-        """The alphas of the frames ``window`` still holds at the end of a stream."""
-        for around in window.drain():
-            yield self._finish_window(around, quality, 0.0)
-
-    def _finish_window(self, around: list[tuple[T, torch.Tensor, torch.Tensor, Neighbour] | None],
-                       quality: QualityOptions, network: float) -> tuple[list[T], Download, float]:
-        """The alpha of the middle frame of a temporal window, on its way back, and the seconds it took:
-        ``network`` (its batch's network run) plus its own finishing, never the waits between."""
-        started = time.perf_counter()
-        middle = around[len(around) // 2]
-        assert middle is not None  # Window yields windows around frames it holds
-        tag, pixels, views, _ = middle
-        with torch.inference_mode():
-            matte = stabilise([None if item is None else item[3] for item in around])
-            alphas = finish(pixels, views, matte, quality)
-        return [tag], self._transfers.download(alphas), network + time.perf_counter() - started
-
-    def _reusing(self, views: torch.Tensor, reuse: Reuse) -> torch.Tensor:
-        """The network outputs (N,1,h,w) of views (N,3,h,w) of consecutive frames: a network run for each
-        frame that ``reuse`` says needs one (all of them, with reuse off), the last run's output for the rest."""
-        runs = [reuse.runs(views[index:index + 1]) for index in range(views.shape[0])]
-        if all(runs):
-            reuse.matte = (mattes := self.mattes(views))[-1:]
-            return mattes
-        fresh = iter(self.mattes(views[torch.tensor(runs)]) if any(runs) else ())
-        chosen = []
-        for run in runs:
-            if run:
-                reuse.matte = next(fresh)[None]
-            chosen.append(reuse.matte)
-        return torch.cat(chosen)
-
-    def _batches(self, items: Iterable[tuple[T, Any]],
-                 quality: QualityOptions) -> Iterator[tuple[list[T], torch.Tensor]]:
-        """Group checked frames into batches (N,H,W,C) of one shape, N <= batch_size, beside their tags
-        (each new shape checked against the memory available for ``quality``'s work).
-
-        When ``items`` raises (or a frame is refused), the frames before it are
-        still yielded, then the error is raised.
-        """
-        tags: list[T] = []
-        pending: list[torch.Tensor] = []
-        try:
-            for index, (tag, frame) in enumerate(items):
-                tensor, batched = as_frame_batch(frame, name=f"frame {index}")
-                if batched:
-                    raise ValueError(f"frame {index} must be one frame (H,W[,C]), got a batch {tuple(tensor.shape)}")
-                self.check_frames(tensor.shape[1], tensor.shape[2], quality)
-                if pending and pending[0].shape != tensor.shape:
-                    yield tags, torch.cat(pending)
-                    tags, pending = [], []
-                tags.append(tag)
-                pending.append(tensor)
-                if len(pending) >= self.batch_size:  # now, not when the next frame comes (a live source's latency);
-                    # >=: running out of memory may have lowered the batch size while frames were pending
-                    yield tags, torch.cat(pending)
-                    tags, pending = [], []
-        except Exception:
-            if pending:
-                yield tags, torch.cat(pending)
-            raise
-        if pending:
-            yield tags, torch.cat(pending)
 
 
 def _stem_in_float32(network: BriaRMBG) -> torch.dtype:
