@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from . import memory, onnx_runtime
+from . import memory
 from .backend import DTYPES, Backend
-from .compiled import compiled_matte
+from .batched_matte import BatchedMatte
 from .finishing import finish
 from .frame_stream import FrameStream
 from .loading import load_network
@@ -29,7 +29,7 @@ from .network import BriaRMBG
 from .options import ModelOptions, QualityOptions
 from .streaming import prefetch
 from .transfers import DeviceTransfers
-from .transforms import as_frame_batch, network_input, view
+from .transforms import as_frame_batch, view
 
 __all__ = ["Backend", "BackgroundRemover", "build", "load", "shared_engine"]
 
@@ -57,10 +57,7 @@ class BackgroundRemover:
     ) -> None:
         self.backend = backend
         self.model_size = model_size
-        self.batch_size = batch_size
         self.compile = compile
-        #: the batch size asked for, when running out of memory has lowered ``batch_size`` (see ``mattes``)
-        self.asked_batch_size: int | None = None
         self._said_smaller = False
         #: the frame shapes (H,W), quality options and counts whose memory has been checked (see ``check_frames``)
         self._checked: set[tuple[int, int, QualityOptions, int | None]] = set()
@@ -68,12 +65,8 @@ class BackgroundRemover:
                                   memory_format=torch.channels_last).eval()
         #: the dtype the network's input is made in (see _stem_in_float32)
         self.input_dtype = _stem_in_float32(self.network) if backend.dtype == torch.bfloat16 else backend.dtype
-        if backend.runtime == "onnxruntime":
-            self._matte = onnx_runtime.OnnxMatte(self.network, model_size, batch_size).matte
-        elif compile:
-            self._matte = compiled_matte(self.network, batch_size, backend.device)
-        else:
-            self._matte = self.network.matte
+        self._mattes = BatchedMatte(self.network, backend, input_dtype=self.input_dtype, model_size=model_size,
+                                    batch_size=batch_size, compile=compile)
         self._transfers = DeviceTransfers(backend.device)
         #: held while the network runs: one caller at a time, whatever thread it is in
         self.lock = threading.Lock()
@@ -81,6 +74,17 @@ class BackgroundRemover:
         self.batch_seconds = 0.0
         #: frames the network has run on so far (frames that reused an output are not counted)
         self.network_runs = 0
+
+    @property
+    def batch_size(self) -> int:
+        """The most frames the network runs at a time: the batch size asked for, until running out of memory
+        lowers it (see ``mattes``)."""
+        return self._mattes.batch_size
+
+    @property
+    def asked_batch_size(self) -> int | None:
+        """The batch size asked for, when running out of memory has lowered ``batch_size`` (see ``mattes``)."""
+        return self._mattes.asked_batch_size
 
     def __call__(self, frames: Any, quality: QualityOptions | None = None) -> np.ndarray:
         """The alpha (H,W) uint8 of one frame, or the alphas (N,H,W) of a batch (N,H,W,C).
@@ -126,40 +130,12 @@ class BackgroundRemover:
         """
         with self.lock, torch.inference_mode():
             self.network_runs += views.shape[0]
-            while True:
-                try:
-                    if views.shape[0] <= self.batch_size:
-                        mattes = self._matte(network_input(views, self.input_dtype)).float()
-                    else:
-                        mattes = torch.cat([self._matte(network_input(part, self.input_dtype)).float()
-                                            for part in views.split(self.batch_size)])
-                    break
-                except RuntimeError as error:
-                    ran = min(views.shape[0], self.batch_size)  # a compiled graph runs batch_size, padded
-                    if not _out_of_memory(error) or (self.batch_size if self.compile else ran) == 1:
-                        raise
-                    if self.asked_batch_size is None:
-                        self.asked_batch_size = self.batch_size
-                    if not self.compile:
-                        self.batch_size = ran  # halved below, once the failed try's tensors are freed
-                self._halve_batch()
+            mattes = self._mattes(views)
             if self.asked_batch_size is not None and not self._said_smaller:  # once a size has worked
                 self._said_smaller = True
                 _LOG.warning("rmbg-filter: out of memory with batches of %d frames; going on with %d (ask for "
                              "that batch size to skip the failed tries)", self.asked_batch_size, self.batch_size)
             return mattes
-
-    def _halve_batch(self) -> None:
-        """Run the network on half as many frames at a time from now on (after running out of memory).
-
-        A compiled graph is compiled again for the new size; the old one's memory stays with
-        torch.compile's caches (resetting them would drop other engines' graphs too).
-        """
-        self.batch_size //= 2
-        if self.backend.device.type == "cuda":
-            torch.cuda.empty_cache()  # the failed try's blocks, so the smaller batch finds them
-        if self.compile:  # its graph was made for the old batch size
-            self._matte = compiled_matte(self.network, self.batch_size, self.backend.device)
 
     def check_frames(self, height: int, width: int, quality: QualityOptions, frames: int | None = None) -> None:
         """OptionError (see ``memory.check_frames``) when frames of ``width`` x ``height`` cannot be worked
@@ -289,10 +265,3 @@ def shared_engine(options: ModelOptions) -> BackgroundRemover:
         if options not in _SHARED:
             _SHARED[options] = build(options)
         return _SHARED[options]
-
-
-def _out_of_memory(error: RuntimeError) -> bool:
-    """Whether ``error`` is an allocation that failed: torch's OutOfMemoryError (CUDA), or a RuntimeError
-    that says so (MPS: "MPS backend out of memory"; the CPU allocator: "can't allocate memory")."""
-    text = str(error)
-    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text

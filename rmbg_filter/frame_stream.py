@@ -34,8 +34,9 @@ _Held = tuple[T, torch.Tensor, torch.Tensor, Neighbour]
 class Engine(Protocol):
     """What a stream asks of its engine (a BackgroundRemover; see there)."""
 
-    #: the most frames the network runs at a time (running out of memory may lower it mid-stream)
-    batch_size: int
+    @property
+    def batch_size(self) -> int:
+        """The most frames the network runs at a time (running out of memory may lower it mid-stream)."""
 
     def check_frames(self, height: int, width: int, quality: QualityOptions, frames: int | None = None) -> None:
         """OptionError when frames of ``width`` x ``height`` cannot be worked on in the memory available."""
