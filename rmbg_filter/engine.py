@@ -4,6 +4,10 @@
 one frame or a batch, or streams any iterable of frames with ``.stream()``,
 where reading, inference and the consumer's own work overlap through bounded
 queues, so memory stays flat however long the stream.
+
+Its parts: ``backend`` (where, in what precision and by what runtime the network
+runs), ``batched_matte`` (the network in batches, halved when memory runs out) and
+``frame_stream`` (one stream's batches, reuse and temporal window).
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ class BackgroundRemover:
         self.backend = backend
         self.model_size = model_size
         self.compile = compile
-        self._said_smaller = False
+        self._said_smaller = False  # the out-of-memory warning has been logged (see ``mattes``)
         #: the frame shapes (H,W), quality options and counts whose memory has been checked (see ``check_frames``)
         self._checked: set[tuple[int, int, QualityOptions, int | None]] = set()
         self.network = network.to(device=backend.device, dtype=backend.dtype,
