@@ -14,13 +14,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .engine import Backend, BackgroundRemover, load, shared_engine
+    from .backend import Backend
+    from .engine import BackgroundRemover, load, shared_engine
     from .errors import InputError, ModelLoadError, OptionError
     from .network import BriaRMBG, RMBGConfig
     from .options import ModelOptions, QualityOptions
 
 #: public name -> the module that defines it
-_HOMES = {"Backend": "engine", "BackgroundRemover": "engine", "load": "engine", "shared_engine": "engine",
+_HOMES = {"Backend": "backend", "BackgroundRemover": "engine", "load": "engine", "shared_engine": "engine",
           "InputError": "errors", "ModelLoadError": "errors", "OptionError": "errors",
           "BriaRMBG": "network", "RMBGConfig": "network", "ModelOptions": "options",
           "QualityOptions": "options"}

@@ -4,6 +4,10 @@
 one frame or a batch, or streams any iterable of frames with ``.stream()``,
 where reading, inference and the consumer's own work overlap through bounded
 queues, so memory stays flat however long the stream.
+
+Its parts: ``backend`` (where, in what precision and by what runtime the network
+runs), ``batched_matte`` (the network in batches, halved when memory runs out) and
+``frame_stream`` (one stream's batches, reuse and temporal window).
 """
 
 from __future__ import annotations
@@ -13,81 +17,29 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Generator, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
-from . import memory, onnx_runtime
-from .compiled import compiled_matte
-from .errors import Mention, OptionError
+from . import memory
+from .backend import DTYPES, Backend
+from .batched_matte import BatchedMatte
 from .finishing import finish
+from .frame_stream import FrameStream
 from .loading import load_network
 from .network import BriaRMBG
 from .options import ModelOptions, QualityOptions
 from .streaming import prefetch
-from .temporal import Neighbour, Reuse, Window, motion_cells, stabilise
-from .transfers import DeviceTransfers, Download, Upload
-from .transforms import as_frame_batch, network_input, view
+from .transfers import DeviceTransfers
+from .transforms import as_frame_batch, view
 
 __all__ = ["Backend", "BackgroundRemover", "build", "load", "shared_engine"]
-
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 T = TypeVar("T")
 
 _LOG = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Backend:
-    """Where, in what precision and by what runtime the network runs."""
-
-    device: torch.device
-    dtype: torch.dtype
-    runtime: str = "torch"
-
-    @classmethod
-    def choose(cls, device: str = "auto", dtype: str = "auto", runtime: str = "auto") -> Backend:
-        """Resolve ``"auto"``: cuda, then mps, then cpu; float16 on cuda, else float32;
-        ONNX Runtime for float32 on the CPU when installed (measured faster there), else torch.
-
-        ``dtype`` and ``runtime`` are ModelOptions words (checked there); a device torch cannot
-        use is an OptionError naming ``device``.
-        """
-        if device == "auto":
-            if torch.cuda.is_available():
-                device = "cuda"
-            elif torch.backends.mps.is_available():
-                device = "mps"
-            else:
-                device = "cpu"
-        try:
-            chosen = torch.device(device)
-        except (RuntimeError, TypeError) as error:
-            raise OptionError("device", Mention("device"), f" must be auto, cpu, cuda, cuda:N or mps, got {device!r}") \
-                from error
-        if chosen.type not in ("cpu", "cuda", "mps"):  # torch knows meta, xla, hpu, ...: none runs this network
-            raise OptionError("device", Mention("device"), f" must be auto, cpu, cuda, cuda:N or mps, got {device!r}")
-        if chosen.type == "cuda" and not torch.cuda.is_available():
-            raise OptionError("device", Mention("device"), f" is {device!r}, but torch sees no CUDA GPU; use ",
-                              Mention("device", "cpu"))
-        if chosen.type == "cuda" and (chosen.index or 0) >= torch.cuda.device_count():
-            raise OptionError("device", Mention("device"), f" is {device!r}, but torch sees "
-                              f"{torch.cuda.device_count()} CUDA GPUs (cuda:0 to cuda:{torch.cuda.device_count() - 1})")
-        if chosen.type == "mps" and not torch.backends.mps.is_available():
-            raise OptionError("device", Mention("device"), " is 'mps', but torch sees no Apple GPU; use ",
-                              Mention("device", "cpu"))
-        resolved = (torch.float16 if chosen.type == "cuda" else torch.float32) if dtype == "auto" else DTYPES[dtype]
-        onnx_fits = chosen.type == "cpu" and resolved == torch.float32
-        if runtime == "onnxruntime" and not (onnx_fits and onnx_runtime.available()):
-            raise OptionError("runtime", Mention("runtime", "onnxruntime"), " runs float32 on the CPU and needs "
-                              "pip install 'rmbg-filter[onnx]'; or use ", Mention("runtime", "torch"))
-        if runtime == "auto":
-            runtime = "onnxruntime" if onnx_fits and onnx_runtime.available() else "torch"
-        return cls(chosen, resolved, runtime)
 
 
 class BackgroundRemover:
@@ -109,23 +61,16 @@ class BackgroundRemover:
     ) -> None:
         self.backend = backend
         self.model_size = model_size
-        self.batch_size = batch_size
         self.compile = compile
-        #: the batch size asked for, when running out of memory has lowered ``batch_size`` (see ``mattes``)
-        self.asked_batch_size: int | None = None
-        self._said_smaller = False
+        self._said_smaller = False  # the out-of-memory warning has been logged (see ``mattes``)
         #: the frame shapes (H,W), quality options and counts whose memory has been checked (see ``check_frames``)
         self._checked: set[tuple[int, int, QualityOptions, int | None]] = set()
         self.network = network.to(device=backend.device, dtype=backend.dtype,
                                   memory_format=torch.channels_last).eval()
         #: the dtype the network's input is made in (see _stem_in_float32)
         self.input_dtype = _stem_in_float32(self.network) if backend.dtype == torch.bfloat16 else backend.dtype
-        if backend.runtime == "onnxruntime":
-            self._matte = onnx_runtime.OnnxMatte(self.network, model_size, batch_size).matte
-        elif compile:
-            self._matte = compiled_matte(self.network, batch_size, backend.device)
-        else:
-            self._matte = self.network.matte
+        self._mattes = BatchedMatte(self.network, backend, input_dtype=self.input_dtype, model_size=model_size,
+                                    batch_size=batch_size, compile=compile)
         self._transfers = DeviceTransfers(backend.device)
         #: held while the network runs: one caller at a time, whatever thread it is in
         self.lock = threading.Lock()
@@ -133,6 +78,17 @@ class BackgroundRemover:
         self.batch_seconds = 0.0
         #: frames the network has run on so far (frames that reused an output are not counted)
         self.network_runs = 0
+
+    @property
+    def batch_size(self) -> int:
+        """The most frames the network runs at a time: the batch size asked for, until running out of memory
+        lowers it (see ``mattes``)."""
+        return self._mattes.batch_size
+
+    @property
+    def asked_batch_size(self) -> int | None:
+        """The batch size asked for, when running out of memory has lowered ``batch_size`` (see ``mattes``)."""
+        return self._mattes.asked_batch_size
 
     def __call__(self, frames: Any, quality: QualityOptions | None = None) -> np.ndarray:
         """The alpha (H,W) uint8 of one frame, or the alphas (N,H,W) of a batch (N,H,W,C).
@@ -178,40 +134,12 @@ class BackgroundRemover:
         """
         with self.lock, torch.inference_mode():
             self.network_runs += views.shape[0]
-            while True:
-                try:
-                    if views.shape[0] <= self.batch_size:
-                        mattes = self._matte(network_input(views, self.input_dtype)).float()
-                    else:
-                        mattes = torch.cat([self._matte(network_input(part, self.input_dtype)).float()
-                                            for part in views.split(self.batch_size)])
-                    break
-                except RuntimeError as error:
-                    ran = min(views.shape[0], self.batch_size)  # a compiled graph runs batch_size, padded
-                    if not _out_of_memory(error) or (self.batch_size if self.compile else ran) == 1:
-                        raise
-                    if self.asked_batch_size is None:
-                        self.asked_batch_size = self.batch_size
-                    if not self.compile:
-                        self.batch_size = ran  # halved below, once the failed try's tensors are freed
-                self._halve_batch()
+            mattes = self._mattes(views)
             if self.asked_batch_size is not None and not self._said_smaller:  # once a size has worked
                 self._said_smaller = True
                 _LOG.warning("rmbg-filter: out of memory with batches of %d frames; going on with %d (ask for "
                              "that batch size to skip the failed tries)", self.asked_batch_size, self.batch_size)
             return mattes
-
-    def _halve_batch(self) -> None:
-        """Run the network on half as many frames at a time from now on (after running out of memory).
-
-        A compiled graph is compiled again for the new size; the old one's memory stays with
-        torch.compile's caches (resetting them would drop other engines' graphs too).
-        """
-        self.batch_size //= 2
-        if self.backend.device.type == "cuda":
-            torch.cuda.empty_cache()  # the failed try's blocks, so the smaller batch finds them
-        if self.compile:  # its graph was made for the old batch size
-            self._matte = compiled_matte(self.network, self.batch_size, self.backend.device)
 
     def check_frames(self, height: int, width: int, quality: QualityOptions, frames: int | None = None) -> None:
         """OptionError (see ``memory.check_frames``) when frames of ``width`` x ``height`` cannot be worked
@@ -256,117 +184,17 @@ class BackgroundRemover:
         most ``read_wait`` seconds (None: until it stops; give a bound where
         ``items`` may block for good, as a read of a silent stdin does).
         """
-        quality = quality or QualityOptions()
+        run = FrameStream(self, self._transfers, quality or QualityOptions())
         stopped = threading.Event()  # closing the results stops the reading thread too
-        uploads = prefetch(((tags, self._transfers.upload(b)) for tags, b in self._batches(items, quality)), depth,
+        uploads = prefetch(((tags, self._transfers.upload(b)) for tags, b in run.batches(items)), depth,
                            name="rmbg-read", join=read_wait, cancel=stopped)
-        results = prefetch(self._finished(uploads, quality), 1, name="rmbg-infer", stop=stopped)
+        results = prefetch(run.finished(uploads), 1, name="rmbg-infer", stop=stopped)
         with contextlib.closing(results):  # now, not whenever the generator is collected
             for tags, download, seconds in results:
                 waited = time.perf_counter()
                 alphas = download.numpy()
                 self.batch_seconds = seconds + time.perf_counter() - waited
                 yield from zip(tags, alphas, strict=True)
-
-    def _finished(self, uploads: Generator[tuple[list[T], Upload], None, None],
-                  quality: QualityOptions) -> Iterator[tuple[list[T], Download, float]]:
-        """Alphas on their way back, with their tags and the seconds the network and finishing took.
-
-        The seconds are all of the work on the CPU; on CUDA the launch, and the wait for the
-        download adds the rest (a consumer slower than the GPU hides it). ``uploads`` is closed
-        here, in the thread that runs it (closing it from another could find it running).
-        """
-        window: Window[tuple[T, torch.Tensor, torch.Tensor, Neighbour]] = Window(quality.temporal_radius)
-        reuse = Reuse(quality.reuse_threshold)
-        with contextlib.closing(uploads):
-            try:
-                for tags, upload in uploads:
-                    started = time.perf_counter()
-                    with torch.inference_mode():
-                        pixels = self._transfers.arrived(upload)
-                        views = self.views(pixels)
-                        mattes = self._reusing(views, reuse)
-                        if not quality.temporal_radius:
-                            alphas = finish(pixels, views, mattes, quality)
-                            yield tags, self._transfers.download(alphas), time.perf_counter() - started
-                            continue
-                        motions, size = motion_cells(views), (pixels.shape[1], pixels.shape[2])
-                        network = time.perf_counter() - started
-                    for index, tag in enumerate(tags):
-                        frame = slice(index, index + 1)
-                        entry = (tag, pixels[frame], views[frame], Neighbour(size, motions[frame], mattes[frame]))
-                        for around in window.push(entry):
-                            yield self._finish_window(around, quality, network)
-            except Exception:  # the frames read before the failure still get their alphas, then it is raised
-                yield from self._drained(window, quality)
-                raise
-            yield from self._drained(window, quality)
-
-    def _drained(self, window: Window[tuple[T, torch.Tensor, torch.Tensor, Neighbour]],
-                 quality: QualityOptions) -> Iterator[tuple[list[T], Download, float]]:
-        """The alphas of the frames ``window`` still holds at the end of a stream."""
-        for around in window.drain():
-            yield self._finish_window(around, quality, 0.0)
-
-    def _finish_window(self, around: list[tuple[T, torch.Tensor, torch.Tensor, Neighbour] | None],
-                       quality: QualityOptions, network: float) -> tuple[list[T], Download, float]:
-        """The alpha of the middle frame of a temporal window, on its way back, and the seconds it took:
-        ``network`` (its batch's network run) plus its own finishing, never the waits between."""
-        started = time.perf_counter()
-        middle = around[len(around) // 2]
-        assert middle is not None  # Window yields windows around frames it holds
-        tag, pixels, views, _ = middle
-        with torch.inference_mode():
-            matte = stabilise([None if item is None else item[3] for item in around])
-            alphas = finish(pixels, views, matte, quality)
-        return [tag], self._transfers.download(alphas), network + time.perf_counter() - started
-
-    def _reusing(self, views: torch.Tensor, reuse: Reuse) -> torch.Tensor:
-        """The network outputs (N,1,h,w) of views (N,3,h,w) of consecutive frames: a network run for each
-        frame that ``reuse`` says needs one (all of them, with reuse off), the last run's output for the rest."""
-        runs = [reuse.runs(views[index:index + 1]) for index in range(views.shape[0])]
-        if all(runs):
-            reuse.matte = (mattes := self.mattes(views))[-1:]
-            return mattes
-        fresh = iter(self.mattes(views[torch.tensor(runs)]) if any(runs) else ())
-        chosen = []
-        for run in runs:
-            if run:
-                reuse.matte = next(fresh)[None]
-            chosen.append(reuse.matte)
-        return torch.cat(chosen)
-
-    def _batches(self, items: Iterable[tuple[T, Any]],
-                 quality: QualityOptions) -> Iterator[tuple[list[T], torch.Tensor]]:
-        """Group checked frames into batches (N,H,W,C) of one shape, N <= batch_size, beside their tags
-        (each new shape checked against the memory available for ``quality``'s work).
-
-        When ``items`` raises (or a frame is refused), the frames before it are
-        still yielded, then the error is raised.
-        """
-        tags: list[T] = []
-        pending: list[torch.Tensor] = []
-        try:
-            for index, (tag, frame) in enumerate(items):
-                tensor, batched = as_frame_batch(frame, name=f"frame {index}")
-                if batched:
-                    raise ValueError(f"frame {index} must be one frame (H,W[,C]), got a batch {tuple(tensor.shape)}")
-                self.check_frames(tensor.shape[1], tensor.shape[2], quality)
-                if pending and pending[0].shape != tensor.shape:
-                    yield tags, torch.cat(pending)
-                    tags, pending = [], []
-                tags.append(tag)
-                pending.append(tensor)
-                if len(pending) >= self.batch_size:  # now, not when the next frame comes (a live source's latency);
-                    # >=: running out of memory may have lowered the batch size while frames were pending
-                    yield tags, torch.cat(pending)
-                    tags, pending = [], []
-        except Exception:
-            if pending:
-                yield tags, torch.cat(pending)
-            raise
-        if pending:
-            yield tags, torch.cat(pending)
 
 
 def _stem_in_float32(network: BriaRMBG) -> torch.dtype:
@@ -441,10 +269,3 @@ def shared_engine(options: ModelOptions) -> BackgroundRemover:
         if options not in _SHARED:
             _SHARED[options] = build(options)
         return _SHARED[options]
-
-
-def _out_of_memory(error: RuntimeError) -> bool:
-    """Whether ``error`` is an allocation that failed: torch's OutOfMemoryError (CUDA), or a RuntimeError
-    that says so (MPS: "MPS backend out of memory"; the CPU allocator: "can't allocate memory")."""
-    text = str(error)
-    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
