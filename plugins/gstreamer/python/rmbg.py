@@ -36,15 +36,13 @@ message whose stats count the frames run and reused.
 
 from __future__ import annotations
 
-import importlib
 import os
 import queue
-import site
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import gi
@@ -53,116 +51,35 @@ gi.require_version("Gst", "1.0")
 gi.require_version("GstVideo", "1.0")
 from gi.repository import GLib, GObject, Gst, GstVideo  # noqa: E402
 
+# the element's helpers: the package rmbg_gst in plugins/gstreamer, not here (gst-python imports every module here)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+from rmbg_gst.caps import (  # noqa: E402
+    OUT_FORMAT,
+    RGB_ORDER,
+    answer_caps,
+    any_format,
+    derived_caps,
+    output_template,
+    raw_caps,
+)
+from rmbg_gst.core import IMPORT_ERROR  # noqa: E402
+from rmbg_gst.frames import Frame, output_buffer, rgb_pixels  # noqa: E402
+from rmbg_gst.properties import gobject_properties  # noqa: E402
 
-def _find_core() -> ImportError | None:
-    """Make the core importable; the ImportError when it cannot be found.
-
-    GStreamer's plugin loader runs the system Python, which does not see a venv.
-    The core is found through PYTHONPATH, or in the venv that ``VIRTUAL_ENV`` names
-    (set by ``source .venv/bin/activate``), whose site directory is then added.
-    """
-    try:
-        importlib.import_module("rmbg_filter.compositing")  # numpy too
-    except ImportError as error:
-        venv = os.environ.get("VIRTUAL_ENV")
-        if not venv:
-            return error
-        site.addsitedir(f"{venv}/lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages")
-        try:
-            importlib.import_module("rmbg_filter.compositing")  # numpy too
-        except ImportError as second:
-            return second
-    return None
-
-
-_IMPORT_ERROR = _find_core()
-if _IMPORT_ERROR is None:  # numpy too comes from the venv; torch waits for the first start
+if IMPORT_ERROR is None:  # numpy too comes from the venv; torch waits for the first start
     import numpy as np
+    from rmbg_gst.properties import PROPERTIES
 
     from rmbg_filter.compositing import composite, parse_output, read_rgb
-    from rmbg_filter.errors import InputError, OptionError, Spelling, first_line
+    from rmbg_filter.errors import InputError, OptionError, first_line
     from rmbg_filter.options import ModelOptions, QualityOptions, all_specs, split_keywords
 
-    #: how gst-launch-1.0 users write a property: ``the batch-size property``, ``batch-size=4``
-    PROPERTIES = Spelling(name="the {name} property", assignment="{name}={value}", separator="-")
-
-#: Sink formats and the positions of R, G, B in their pixels.
-RGB_ORDER = {"RGB": (0, 1, 2), "BGR": (2, 1, 0), "RGBA": (0, 1, 2), "BGRA": (2, 1, 0),
-             "RGBx": (0, 1, 2), "BGRx": (2, 1, 0)}
-#: Output caps format by the channels of a composite (rmbg_filter.compositing.OutputMode.channels).
-OUT_FORMAT = {4: "RGBA", 1: "GRAY8", 3: "RGB"}
 QUEUE_DEPTH = 4
 _POLL_SECONDS = 0.1
 _STOP = object()
 #: the latency reported is the longest batch measured times this
 _LATENCY_MARGIN = 1.25
-_READY_ONLY = GObject.ParamFlags.READWRITE | Gst.PARAM_MUTABLE_READY
-
-
-def _properties() -> dict[str, tuple[Any, ...]]:
-    """The element's GObject properties: one per ModelOptions and QualityOptions field, then ``output`` and ``qos``."""
-    properties: dict[str, tuple[Any, ...]] = {}
-    for spec in all_specs() if _IMPORT_ERROR is None else ():
-        name, nick = spec.name.replace("_", "-"), spec.name.replace("_", " ").capitalize()
-        if spec.type in (int, float):
-            properties[name] = (spec.type, nick, spec.help, spec.minimum, spec.maximum, spec.default, _READY_ONLY)
-        elif spec.type is bool:
-            properties[name] = (bool, nick, spec.help, spec.default, _READY_ONLY)
-        else:
-            default = "" if spec.default is None else spec.default
-            blurb = spec.help + (f"; one of {', '.join(spec.choices)}" if spec.choices else "")
-            properties[name] = (str, nick, blurb + ("; empty: the default" if spec.default is None else ""),
-                                default, _READY_ONLY)
-    properties["output"] = (str, "Output", "rgba (RGBA with the alpha), alpha (GRAY8), green, color:#RRGGBB, "
-                            "blur or image:PATH (RGB composite)", "rgba", _READY_ONLY)
-    properties["qos"] = (bool, "QoS", "when downstream reports late buffers, give the frames that would be "
-                         "dropped the last alpha instead of running the network on them",
-                         True, GObject.ParamFlags.READWRITE)
-    return properties
-
-
-def _raw_caps(formats: Any) -> Gst.Caps:
-    """video/x-raw caps of ``formats`` at any size and rate."""
-    listed = ", ".join(formats)
-    return Gst.Caps.from_string(f"video/x-raw, format=(string){{ {listed} }}, width=(int)[1, 16384], "
-                                "height=(int)[1, 16384], framerate=(fraction)[0/1, 2147483647/1]")
-
-
-def _answer_caps(query: Gst.Query, caps: Gst.Caps) -> bool:
-    """Answer a CAPS query with ``caps``, narrowed to the query's filter when it has one."""
-    wanted = query.parse_caps()
-    query.set_caps_result(caps.intersect(wanted) if wanted else caps)
-    return True
-
-
-@dataclass(frozen=True)
-class _Frame:
-    """One input buffer's pixels (H,W,3) uint8 RGB, the timing its output keeps, and whether QoS found it
-    late (it then gets the last alpha, if that is of its size, instead of a network run)."""
-
-    pixels: np.ndarray
-    pts: int
-    dts: int
-    duration: int
-    offset: int
-    discont: bool
-    late: bool
-
-
-_PROPERTIES = _properties()
-
-
-def _any_format(caps: Gst.Caps) -> Gst.Caps:
-    """``caps`` with the format (and the format's colorimetry and chroma siting) left open, for proxying."""
-    if caps.is_any():
-        return caps
-    out = Gst.Caps.new_empty()
-    for index in range(caps.get_size()):
-        structure = caps.get_structure(index).copy()
-        for field in ("format", "colorimetry", "chroma-site"):
-            structure.remove_field(field)
-        out.append_structure(structure)
-    return out
+_PROPERTIES = gobject_properties()
 
 
 class RmbgFilter(Gst.Element):
@@ -174,8 +91,8 @@ class RmbgFilter(Gst.Element):
                        "RGBA with the alpha, the alpha alone, or a composite",
                        "rmbg-filter")
     __gsttemplates__ = (
-        Gst.PadTemplate.new("sink", Gst.PadDirection.SINK, Gst.PadPresence.ALWAYS, _raw_caps(RGB_ORDER)),
-        Gst.PadTemplate.new("src", Gst.PadDirection.SRC, Gst.PadPresence.ALWAYS, _raw_caps(OUT_FORMAT.values())),
+        Gst.PadTemplate.new("sink", Gst.PadDirection.SINK, Gst.PadPresence.ALWAYS, raw_caps(RGB_ORDER)),
+        Gst.PadTemplate.new("src", Gst.PadDirection.SRC, Gst.PadPresence.ALWAYS, raw_caps(OUT_FORMAT.values())),
     )
     __gproperties__ = _PROPERTIES  # PyGObject takes the attribute away once it has made the properties
 
@@ -237,10 +154,10 @@ class RmbgFilter(Gst.Element):
         Every failure posts an element error: a setting (named as the property), a missing
         file, and anything else, an OSError or the GPU running out of memory included.
         """
-        if _IMPORT_ERROR is not None:
+        if IMPORT_ERROR is not None:
             self._error(Gst.library_error_quark(), Gst.LibraryError.INIT,
-                        f"rmbg: cannot import rmbg_filter ({_IMPORT_ERROR}); activate the venv it is installed in "
-                        "(source .venv/bin/activate) or put it on PYTHONPATH", str(_IMPORT_ERROR))
+                        f"rmbg: cannot import rmbg_filter ({IMPORT_ERROR}); activate the venv it is installed in "
+                        "(source .venv/bin/activate) or put it on PYTHONPATH", str(IMPORT_ERROR))
             return False
         try:
             self._mode = parse_output(self._settings["output"])
@@ -320,8 +237,8 @@ class RmbgFilter(Gst.Element):
             self._error(Gst.core_error_quark(), Gst.CoreError.NEGOTIATION, "rmbg: a buffer came before its caps", "")
             return Gst.FlowReturn.NOT_NEGOTIATED
         late = self._is_late(buffer.pts)
-        frame = _Frame(self._rgb_pixels(buffer), buffer.pts, buffer.dts, buffer.duration, buffer.offset,
-                       buffer.has_flags(Gst.BufferFlags.DISCONT), late)
+        frame = Frame(rgb_pixels(buffer, self._in_info), buffer.pts, buffer.dts, buffer.duration, buffer.offset,
+                      buffer.has_flags(Gst.BufferFlags.DISCONT), late)
         flow = self._enqueue(frame, counted=not late)
         if flow == Gst.FlowReturn.OK and not late:
             self._count_to_run(1)
@@ -331,16 +248,6 @@ class RmbgFilter(Gst.Element):
         """Count a frame queued for the network (+1, the streaming thread) or taken by the worker (-1)."""
         with self._to_run_lock:
             self._to_run += change
-
-    def _rgb_pixels(self, buffer: Gst.Buffer) -> np.ndarray:
-        """The buffer's picture as (H,W,3) uint8 RGB, honouring the negotiated row stride."""
-        info = self._in_info
-        channels = info.finfo.pixel_stride[0]
-        order = list(RGB_ORDER[info.finfo.name])
-        with buffer.map(Gst.MapFlags.READ) as mapped:
-            rows = np.frombuffer(mapped.data, np.uint8, count=info.stride[0] * info.height, offset=info.offset[0])
-            pixels = rows.reshape(info.height, info.stride[0])[:, :info.width * channels]
-            return pixels.reshape(info.height, info.width, channels)[:, :, order]  # fancy indexing copies
 
     def _enqueue(self, item: Any, *, counted: bool = True) -> Gst.FlowReturn:
         """Queue ``item`` for the worker; give up with the worker's flow when it stopped or we flush.
@@ -393,30 +300,15 @@ class RmbgFilter(Gst.Element):
                             repr(error))
                 return None
         self._in_info = info
-        return Gst.Event.new_caps(self._derived_caps(caps))
-
-    def _derived_caps(self, caps: Gst.Caps) -> Gst.Caps:
-        """The input caps with the output format: same size, rate and pixel aspect."""
-        out = caps.copy()
-        out.set_value("format", OUT_FORMAT[self._mode.channels])
-        for field in ("colorimetry", "chroma-site"):
-            out.get_structure(0).remove_field(field)
-        return out
-
-    def _output_template(self) -> Gst.Caps:
-        """The source pad's caps as the ``output`` setting allows: only the format it produces."""
-        try:
-            channels = parse_output(self._settings["output"]).channels if _IMPORT_ERROR is None else None
-        except ValueError:
-            channels = None
-        return self.srcpad.get_pad_template_caps() if channels is None else _raw_caps([OUT_FORMAT[channels]])
+        return Gst.Event.new_caps(derived_caps(caps, self._mode.channels))
 
     def _sink_query(self, pad: Gst.Pad, parent: Gst.Object, query: Gst.Query) -> bool:
         if query.type == Gst.QueryType.ALLOCATION:
             return True  # our buffers are copied in; upstream allocates as it likes
         if query.type == Gst.QueryType.CAPS:  # what downstream takes, in any of our input formats
-            downstream = self.srcpad.peer_query_caps(_any_format(self._output_template()))
-            return _answer_caps(query, pad.get_pad_template_caps().intersect(_any_format(downstream)))
+            template = output_template(self._settings["output"], self.srcpad.get_pad_template_caps())
+            downstream = self.srcpad.peer_query_caps(any_format(template))
+            return answer_caps(query, pad.get_pad_template_caps().intersect(any_format(downstream)))
         return Gst.Pad.query_default(pad, parent, query)
 
     def _src_query(self, pad: Gst.Pad, parent: Gst.Object, query: Gst.Query) -> bool:
@@ -429,9 +321,9 @@ class RmbgFilter(Gst.Element):
             query.set_latency(live, minimum + ours, maximum if maximum == Gst.CLOCK_TIME_NONE else maximum + ours)
             return True
         if query.type == Gst.QueryType.CAPS:  # what upstream offers, in the one format ``output`` makes
-            template = self._output_template()
-            upstream = self.sinkpad.peer_query_caps(_any_format(self.sinkpad.get_pad_template_caps()))
-            return _answer_caps(query, template.intersect(_any_format(upstream)))
+            template = output_template(self._settings["output"], self.srcpad.get_pad_template_caps())
+            upstream = self.sinkpad.peer_query_caps(any_format(self.sinkpad.get_pad_template_caps()))
+            return answer_caps(query, template.intersect(any_format(upstream)))
         return Gst.Pad.query_default(pad, parent, query)
 
     def _src_event(self, pad: Gst.Pad, parent: Gst.Object, event: Gst.Event) -> bool:
@@ -457,7 +349,7 @@ class RmbgFilter(Gst.Element):
         waiting: list[Any] = []  # events and skipped frames since the last frame sent to the engine
         stopped = threading.Event()
 
-        def tagged() -> Iterator[tuple[tuple[list[Any], _Frame], np.ndarray]]:
+        def tagged() -> Iterator[tuple[tuple[list[Any], Frame], np.ndarray]]:
             nonlocal waiting
             shape = None
             while True:
@@ -527,7 +419,7 @@ class RmbgFilter(Gst.Element):
         running = self._segment.to_running_time(Gst.Format.TIME, pts)
         return self._to_run > 0 or (running != Gst.CLOCK_TIME_NONE and running <= earliest)
 
-    def _post_qos(self, frame: _Frame, processed: int, reused: int) -> None:
+    def _post_qos(self, frame: Frame, processed: int, reused: int) -> None:
         """Tell the application a frame skipped the network (as GstBaseTransform does for the frames it drops)."""
         running = self._segment.to_running_time(Gst.Format.TIME, frame.pts)
         stream = self._segment.to_stream_time(Gst.Format.TIME, frame.pts)
@@ -549,14 +441,16 @@ class RmbgFilter(Gst.Element):
             self._reported = self._latency()  # the pipeline asks every element again and sets a latency covering ours
             self.post_message(Gst.Message.new_latency(self))
 
-    def _push_frame(self, frame: _Frame, alpha: np.ndarray, network: float = 0.0) -> bool:
+    def _push_frame(self, frame: Frame, alpha: np.ndarray, network: float = 0.0) -> bool:
         """Push ``frame``'s output; False (its flow handed upstream) when downstream refused it.
 
         ``network``: the seconds the engine took for its batch; with the time the output picture
         takes (a decontaminated composite is not free), they are what the latency must cover.
         """
         started = time.perf_counter()
-        buffer = self._output_buffer(frame, alpha)
+        picture = composite(frame.pixels, alpha, self._mode, self._background,
+                            decontaminate=self._quality.decontaminate)
+        buffer = output_buffer(frame, picture, self._pushed_info.stride[0])
         self._measured(network + time.perf_counter() - started)
         flow = self.srcpad.push(buffer)
         if flow != Gst.FlowReturn.OK:
@@ -571,19 +465,6 @@ class RmbgFilter(Gst.Element):
             if self._mode.kind == "image":
                 self._background = read_rgb(self._mode.image, (self._pushed_info.width, self._pushed_info.height))
         self.srcpad.push_event(event)
-
-    def _output_buffer(self, frame: _Frame, alpha: np.ndarray) -> Gst.Buffer:
-        """The output picture in a new buffer laid out as its caps say (rows padded to the stride)."""
-        picture = composite(frame.pixels, alpha, self._mode, self._background,
-                            decontaminate=self._quality.decontaminate)
-        height = alpha.shape[0]
-        rows = np.zeros((height, self._pushed_info.stride[0]), np.uint8)
-        rows[:, :picture[0].size] = picture.reshape(height, -1)
-        buffer = Gst.Buffer.new_wrapped(rows.tobytes())
-        buffer.pts, buffer.dts, buffer.duration, buffer.offset = frame.pts, frame.dts, frame.duration, frame.offset
-        if frame.discont:
-            buffer.set_flags(Gst.BufferFlags.DISCONT)
-        return buffer
 
     def _stop_with(self, flow: Gst.FlowReturn) -> None:
         """Hand a failed push's flow upstream; post an error for the fatal ones, as GST_ELEMENT_FLOW_ERROR."""
