@@ -19,13 +19,22 @@ from rmbg_filter import BriaRMBG, RMBGConfig
 
 sys.path.append(str(Path(__file__).resolve().parent.parent / "scripts"))  # real_network: the IS-Net fetcher
 
-# ONNX exports made by the tests (and the CLI runs they start) go to a fresh folder, not ~/.cache
-os.environ["RMBG_CACHE"] = tempfile.mkdtemp(prefix="rmbg-test-cache-")
+# ONNX exports made by the tests (and the CLI runs they start) go to a fresh folder, not ~/.cache, and so do
+# inductor's compiled graphs. The process that loads this file first makes the folder: with pytest-xdist that is
+# the controller, whose environment the workers inherit, so every worker shares one export and one compile of
+# each (weights, shape); the cache writes files atomically.
+_OWN_CACHE = "RMBG_TEST_CACHE" not in os.environ
+if _OWN_CACHE:
+    os.environ["RMBG_TEST_CACHE"] = tempfile.mkdtemp(prefix="rmbg-test-cache-")
+os.environ["RMBG_CACHE"] = os.environ["RMBG_TEST_CACHE"]
+os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(os.environ["RMBG_TEST_CACHE"], "inductor")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Remove the ONNX exports (about 170 MB each) when the run ends."""
-    shutil.rmtree(os.environ["RMBG_CACHE"], ignore_errors=True)
+    """Remove the ONNX exports (about 170 MB each) and compiled graphs when the run ends (in the process that
+    made the folder)."""
+    if _OWN_CACHE:
+        shutil.rmtree(os.environ["RMBG_TEST_CACHE"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

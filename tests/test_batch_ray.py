@@ -19,6 +19,9 @@ from pathlib import Path
 import pytest
 from cli_helpers import CLI, ffmpeg, one_error_line, read_manifest, run_cli
 
+#: one Ray test at a time (pytest-xdist runs a group on one worker): two clusters would share ~/.ray and the CPUs
+pytestmark = pytest.mark.xdist_group("ray")
+
 RAY = Path(sys.executable).parent / "ray"
 #: each node's bounds: one CPU, 2 GB for tasks, the smallest object store Ray takes
 NODE = ("--num-cpus", "1", "--memory", str(2 * 10**9), "--object-store-memory", str(80 * 2**20),

@@ -253,6 +253,7 @@ pipeline.set_state(Gst.State.NULL)
 """
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize("radius", [0, 2])
 def test_a_live_source_gets_the_elements_latency_and_no_frame_is_dropped(radius: int, tmp_path: Path,
                                                                          gst_env: dict[str, str]) -> None:
@@ -342,6 +343,7 @@ def test_any_failure_at_start_is_an_element_error(failure: str, message: str, tm
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.serial
 def test_qos_reuses_the_last_alpha_for_late_frames_and_keeps_a_live_source_on_time(
         tmp_path: Path, gst_env: dict[str, str]) -> None:
     """A live source at 30 fps, a network at model size 512 far slower than that (about 0.3 s a frame here)."""
@@ -389,6 +391,7 @@ print(*reported)
 """
 
 
+@pytest.mark.serial
 def test_the_latency_follows_the_measured_batches(tmp_path: Path, gst_env: dict[str, str]) -> None:
     """Frames grow from 64x48 to 1080p mid-stream: their batches take longer, the element posts latency
     messages, and the pipeline's latency grows with them."""

@@ -60,7 +60,8 @@ def test_the_setup_block_finds_the_element(setup_env: dict[str, str]) -> None:
     assert done.returncode == 0, done.stderr
 
 
-@pytest.mark.parametrize("command", readme_commands())
+@pytest.mark.parametrize("command", [pytest.param(command, marks=pytest.mark.xdist_group("ray")) if "--ray" in command
+                                     else command for command in readme_commands()])
 def test_readme_command_runs(command: str, tmp_path: Path, checkpoints: dict[str, Path],
                              setup_env: dict[str, str], isnet_medium: Path) -> None:
     subprocess.run("ffmpeg -v error -f lavfi -i testsrc2=size=320x240:rate=25 -f lavfi -i sine=frequency=440 "
