@@ -1,20 +1,26 @@
-"""The CPU's features as torch will use them.
+"""The CPU's features as torch will use them, and what the backend makes of them.
 
 ``cpu_features`` reads flags from /proc/cpuinfo texts of the hosts this project has run on (AMD
 Zen 3: AVX2 only; AMD Zen 4: avx512_bf16 and avx512_vnni; Intel Xeon: AMX) and caps them by
-ONEDNN_MAX_CPU_ISA and ATEN_CPU_CAPABILITY.
+ONEDNN_MAX_CPU_ISA and ATEN_CPU_CAPABILITY. bfloat16 asked for where it is emulated still runs,
+with one warning worded for each adapter.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
+from rmbg_filter import cpu_features
+from rmbg_filter.backend import Backend
 from rmbg_filter.cpu_features import CpuFeatures, features_of, parse_cpuinfo
+from rmbg_filter.errors import KEYWORDS, Spelling
 
 _COMMON = ("fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx fxsr sse sse2 ht "
            "syscall nx pdpe1gb rdtscp lm constant_tsc rep_good nopl nonstop_tsc cpuid tsc_known_freq pni pclmulqdq "
@@ -144,4 +150,73 @@ def test_importing_it_loads_no_torch() -> None:
     done = subprocess.run([sys.executable, "-c", "import sys, rmbg_filter.cpu_features as c; c.detect(); "
                            "print('torch' in sys.modules)"], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False", done.stderr
+
+
+ZEN3_FEATURES = features(ZEN3)
+ZEN4_FEATURES = features(ZEN4)
+FLAGS = Spelling(name="--{name}", assignment="--{name} {value}", separator="-")  # as the command line's
+EMULATED_ON_ZEN3 = ("rmbg-filter: dtype='bfloat16' is emulated on this CPU, several times slower than float32; use "
+                    "dtype='float32'; native bfloat16 needs avx512_bf16 or amx_bf16, and this is AMD EPYC 7B13 "
+                    "64-Core Processor (avx2)")
+
+
+@pytest.fixture
+def host(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """Backend.choose on a faked CPU: set ``detect`` and torch's answer with ``host.setattr(cpu_features, ...)``."""
+    monkeypatch.setattr(cpu_features, "torch_bf16_supported", lambda: None)
+    return monkeypatch
+
+
+def bf16_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if record.name == "rmbg_filter.backend"]
+
+
+def test_emulated_bfloat16_still_runs_with_one_warning(host: pytest.MonkeyPatch,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    host.setattr(cpu_features, "detect", lambda: ZEN3_FEATURES)
+    with caplog.at_level(logging.WARNING, "rmbg_filter"):
+        chosen = Backend.choose(device="cpu", dtype="bfloat16")
+    assert (chosen.device, chosen.dtype, chosen.runtime) == (torch.device("cpu"), torch.bfloat16, "torch")
+    (record,) = bf16_warnings(caplog)
+    assert record.levelno == logging.WARNING
+    assert record.getMessage() == EMULATED_ON_ZEN3  # Python's and vsrmbg's words
+    worded = record.msg.worded(FLAGS)  # the command line's
+    assert worded.startswith("rmbg-filter: --dtype bfloat16 is emulated on this CPU, several times slower than "
+                             "float32; use --dtype float32; ")
+    gst = Spelling(name="the {name} property", assignment="{name}={value}", separator="-")  # the element's
+    assert "; use dtype=float32; " in record.msg.worded(gst)
+    assert record.msg.worded(KEYWORDS) == EMULATED_ON_ZEN3
+
+
+@pytest.mark.parametrize("dtype", ["float32", "auto"])
+def test_float32_on_an_avx2_cpu_says_nothing(dtype: str, host: pytest.MonkeyPatch,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    host.setattr(cpu_features, "detect", lambda: ZEN3_FEATURES)
+    with caplog.at_level(logging.INFO, "rmbg_filter"):
+        assert Backend.choose(device="cpu", dtype=dtype).dtype == torch.float32
+    assert not bf16_warnings(caplog)
+
+
+def test_native_bfloat16_says_nothing(host: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    host.setattr(cpu_features, "detect", lambda: ZEN4_FEATURES)
+    with caplog.at_level(logging.INFO, "rmbg_filter"):
+        assert Backend.choose(device="cpu", dtype="bfloat16").dtype == torch.bfloat16
+    assert not bf16_warnings(caplog)
+
+
+def test_torchs_no_is_heard_over_the_flags(host: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Flags that say native, a torch whose oneDNN has no bfloat16: emulated, and the line says why."""
+    host.setattr(cpu_features, "detect", lambda: ZEN4_FEATURES)
+    host.setattr(cpu_features, "torch_bf16_supported", lambda: False)
+    with caplog.at_level(logging.WARNING, "rmbg_filter"):
+        assert Backend.choose(device="cpu", dtype="bfloat16").dtype == torch.bfloat16
+    (record,) = bf16_warnings(caplog)
+    assert record.getMessage().endswith("and torch's oneDNN has no bfloat16 on AMD EPYC 9B14 96-Core Processor "
+                                        "(avx2 avx512f avx512_vnni avx512_bf16)")
+
+
+def test_the_choice_in_one_line(host: pytest.MonkeyPatch) -> None:
+    host.setattr(cpu_features, "detect", lambda: ZEN3_FEATURES)
+    assert Backend(torch.device("cpu"), torch.float32, "onnxruntime").describe() == (
+        "cpu, float32, onnxruntime on AMD EPYC 7B13 64-Core Processor (avx2)")
 
