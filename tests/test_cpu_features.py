@@ -3,7 +3,7 @@
 ``cpu_features`` reads flags from /proc/cpuinfo texts of the hosts this project has run on (AMD
 Zen 3: AVX2 only; AMD Zen 4: avx512_bf16 and avx512_vnni; Intel Xeon: AMX) and caps them by
 ONEDNN_MAX_CPU_ISA and ATEN_CPU_CAPABILITY. bfloat16 asked for where it is emulated still runs,
-with one warning worded for each adapter.
+with one warning worded for each adapter; ``-v`` shows the engine's choice on the command line.
 """
 
 from __future__ import annotations
@@ -16,9 +16,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import run_cli
+from PIL import Image
 
 from rmbg_filter import cpu_features
 from rmbg_filter.backend import Backend
+from rmbg_filter.cli.main import FLAGS, build_parser
 from rmbg_filter.cpu_features import CpuFeatures, features_of, parse_cpuinfo
 from rmbg_filter.errors import KEYWORDS, Spelling
 
@@ -154,7 +157,6 @@ def test_importing_it_loads_no_torch() -> None:
 
 ZEN3_FEATURES = features(ZEN3)
 ZEN4_FEATURES = features(ZEN4)
-FLAGS = Spelling(name="--{name}", assignment="--{name} {value}", separator="-")  # as the command line's
 EMULATED_ON_ZEN3 = ("rmbg-filter: dtype='bfloat16' is emulated on this CPU, several times slower than float32; use "
                     "dtype='float32'; native bfloat16 needs avx512_bf16 or amx_bf16, and this is AMD EPYC 7B13 "
                     "64-Core Processor (avx2)")
@@ -180,7 +182,7 @@ def test_emulated_bfloat16_still_runs_with_one_warning(host: pytest.MonkeyPatch,
     (record,) = bf16_warnings(caplog)
     assert record.levelno == logging.WARNING
     assert record.getMessage() == EMULATED_ON_ZEN3  # Python's and vsrmbg's words
-    worded = record.msg.worded(FLAGS)  # the command line's
+    worded = record.msg.worded(FLAGS)
     assert worded.startswith("rmbg-filter: --dtype bfloat16 is emulated on this CPU, several times slower than "
                              "float32; use --dtype float32; ")
     gst = Spelling(name="the {name} property", assignment="{name}={value}", separator="-")  # the element's
@@ -220,3 +222,37 @@ def test_the_choice_in_one_line(host: pytest.MonkeyPatch) -> None:
     assert Backend(torch.device("cpu"), torch.float32, "onnxruntime").describe() == (
         "cpu, float32, onnxruntime on AMD EPYC 7B13 64-Core Processor (avx2)")
 
+
+@pytest.mark.parametrize("argv", [["image", "a.png", "b.png"], ["pipe", "--size", "2x2"], ["video", "a.mp4", "b.mov"],
+                                  ["batch", "a.mp4", "--out-dir", "o"]])
+def test_every_command_takes_verbose(argv: list[str]) -> None:
+    parser = build_parser()
+    assert parser.parse_args([*argv, "-v"]).verbose and parser.parse_args([*argv, "--verbose"]).verbose
+    assert not parser.parse_args(argv).verbose
+
+
+def test_the_command_line_says_bfloat16_is_emulated_and_what_it_chose(
+    tmp_path: Path, checkpoints: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's AVX2 host, on any host: one warning line and, with -v, the choice; exit status 0."""
+    if not Path("/proc/cpuinfo").is_file():
+        pytest.skip("no /proc/cpuinfo: the flags are not known here")
+    picture = tmp_path / "in.png"
+    Image.new("RGB", (24, 16), (200, 40, 30)).save(picture)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    cpu = features_of(*parse_cpuinfo(Path("/proc/cpuinfo").read_text()), os.environ).describe()
+    done = run_cli("image", picture, tmp_path / "out.png", "--device", "cpu", "--dtype", "bfloat16",
+                   "--model-size", "32", "-v", model=checkpoints["safetensors"])
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        "rmbg-filter: --dtype bfloat16 is emulated on this CPU, several times slower than float32; use --dtype "
+        f"float32; native bfloat16 needs avx512_bf16 or amx_bf16, and this is {cpu}",
+        f"rmbg-filter: cpu, bfloat16, torch on {cpu}",
+        f"wrote {tmp_path / 'out.png'} (24x16, rgba)",
+    ]
+    quiet = run_cli("image", picture, tmp_path / "quiet.png", "--device", "cpu", "--dtype", "float32",
+                    "--runtime", "torch", "--model-size", "32", model=checkpoints["safetensors"])
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr.splitlines() == [f"wrote {tmp_path / 'quiet.png'} (24x16, rgba)"]
