@@ -227,7 +227,8 @@ def load(
     ``model``: Hub repo id, Hub-layout directory or weights file; None means
     ``$RMBG_MODEL``, else ``briaai/RMBG-1.4``. ``device``: "auto" (cuda, mps,
     cpu) or a torch device. ``dtype``: "auto" (float16 on cuda, else float32),
-    "float32", "float16" or "bfloat16". ``runtime``: "auto" (ONNX Runtime for
+    "float32", "float16" or "bfloat16" (on a CPU without avx512_bf16 or AMX, emulated and several
+    times slower than float32: one warning is logged). ``runtime``: "auto" (ONNX Runtime for
     float32 on the CPU when installed, else torch), "torch" or "onnxruntime". ``model_size``: the side of the
     square input, default 1024 as the model was trained. ``compile``: run the
     torch network (``runtime`` "auto" becomes "torch") through ``torch.compile``, CUDA graphs
@@ -245,14 +246,16 @@ def load(
 
 
 def build(options: ModelOptions, *, revision: str | None = None) -> BackgroundRemover:
-    """A new BackgroundRemover for checked ``options``."""
+    """A new BackgroundRemover for checked ``options``; logs (INFO) the device, dtype and runtime chosen."""
     runtime = "torch" if options.compile and options.runtime == "auto" else options.runtime
     backend = Backend.choose(options.device, options.dtype, runtime)
     if backend.device.type == "cpu":  # the network's batch in this machine's memory: refused before loading
         memory.check_network(options, backend.dtype.itemsize)
-    return BackgroundRemover(load_network(options.model, revision=revision), backend,
-                             model_size=(options.model_size, options.model_size), batch_size=options.batch_size,
-                             compile=options.compile)
+    remover = BackgroundRemover(load_network(options.model, revision=revision), backend,
+                                model_size=(options.model_size, options.model_size), batch_size=options.batch_size,
+                                compile=options.compile)
+    _LOG.info("rmbg-filter: %s", backend.describe())  # what runs where, and on the CPU the features that chose it
+    return remover
 
 
 _SHARED: dict[ModelOptions, BackgroundRemover] = {}

@@ -5,15 +5,16 @@ or 1 (ProcessingError). An OptionError knows which option was wrong; its
 message names options through ``Mention`` parts, and each adapter renders
 them in its own spelling (``--device cpu``, ``device='cpu'``, ``device=cpu``)
 with ``OptionError.worded``. ``str()`` gives the keyword spelling of
-``rmbg_filter.load()``.
+``rmbg_filter.load()``. An OptionNotice is worded the same way but is not raised: it is a
+warning, logged, about an option whose value works yet is a poor choice here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["KEYWORDS", "InputError", "Mention", "ModelLoadError", "OptionError", "ProcessingError", "Spelling",
-           "first_line", "one_line", "system_reason"]
+__all__ = ["KEYWORDS", "InputError", "Mention", "ModelLoadError", "OptionError", "OptionNotice", "ProcessingError",
+           "Spelling", "first_line", "one_line", "system_reason"]
 
 
 def one_line(text: str) -> str:
@@ -89,7 +90,36 @@ class OptionError(InputError, ValueError):
 
     def worded(self, spelling: Spelling) -> str:
         """The message with every option in ``spelling``, on one line."""
-        return one_line("".join(part if isinstance(part, str) else spelling.render(part) for part in self.parts))
+        return _worded(self.parts, spelling)
+
+
+class OptionNotice:
+    """A warning about an option (``option``) whose value works but is a poor choice here; not raised but
+    logged as the record's message (``logger.warning(notice)``).
+
+    ``parts`` are the message, as OptionError's: ``str()`` words it for ``rmbg_filter.load()``
+    (``dtype='float32'``), which is what a handler that knows no better prints; an adapter's own
+    handler renders ``worded`` in its spelling (``--dtype float32``).
+    """
+
+    def __init__(self, option: str, *parts: str | Mention) -> None:
+        self.option = option
+        self.parts = parts
+
+    def worded(self, spelling: Spelling) -> str:
+        """The message with every option in ``spelling``, on one line."""
+        return _worded(self.parts, spelling)
+
+    def __str__(self) -> str:
+        return self.worded(KEYWORDS)
+
+    def __repr__(self) -> str:
+        return f"OptionNotice({self.option!r}, {str(self)!r})"
+
+
+def _worded(parts: tuple[str | Mention, ...], spelling: Spelling) -> str:
+    """Message ``parts`` with every Mention in ``spelling``, on one line."""
+    return one_line("".join(part if isinstance(part, str) else spelling.render(part) for part in parts))
 
 
 class ModelLoadError(OptionError):

@@ -67,7 +67,8 @@ class ModelOptions(_Declared):
         None, "Hub repo id, Hub-layout directory or weights file (.safetensors, .pth, .bin, .onnx); "
               "default: $RMBG_MODEL, else briaai/RMBG-1.4", metavar="M")
     device: str = _option("auto", "auto (default: cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
-    dtype: str = _option("auto", "auto: float16 on CUDA, float32 elsewhere; bfloat16 is the fast CPU mode",
+    dtype: str = _option("auto", "auto: float16 on CUDA, float32 elsewhere; bfloat16 is fast only on CPUs with "
+                                 "avx512_bf16 or AMX (elsewhere emulated, several times slower)",
                          choices=("auto", "float32", "float16", "bfloat16"))
     runtime: str = _option("auto", "auto: ONNX Runtime for float32 on the CPU when installed (faster there), "
                                    "else torch", choices=("auto", "torch", "onnxruntime"))

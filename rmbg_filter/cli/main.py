@@ -6,7 +6,8 @@ too large for memory); 1 any other failure (a decode error, a full disk; for
 ``batch``: any input failed, each recorded in its manifest); 130 interrupted
 (SIGINT, Ctrl-C); 141 the reader of ``pipe``'s output went away (as a writer
 killed by SIGPIPE); 143 terminated (SIGTERM). Every error is one line on stderr;
-an interrupted or terminated command leaves no output.
+an interrupted or terminated command leaves no output. The core's warnings are lines on stderr
+too, with options named as flags (``--dtype float32``); ``-v`` adds how the model runs.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import errno
+import logging
 import os
 import signal
 import sys
@@ -23,7 +25,17 @@ from pathlib import Path
 from typing import BinaryIO, NoReturn, TypeVar
 
 from ..compositing import MODE_WORDS, parse_output
-from ..errors import InputError, Mention, OptionError, ProcessingError, Spelling, first_line, one_line, system_reason
+from ..errors import (
+    InputError,
+    Mention,
+    OptionError,
+    OptionNotice,
+    ProcessingError,
+    Spelling,
+    first_line,
+    one_line,
+    system_reason,
+)
 from ..memory import check_frames
 from ..options import MODEL_ENV, ModelOptions, QualityOptions, all_specs, specs, split_keywords
 from .batch import FORMATS, Manifest
@@ -146,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--workers", type=int, metavar="N",
                        help="workers with --ray (default: one per GPU, else one per node)")
     _add_video_options(batch, replaced="an output this batch's manifest did not make")
+    for command in commands.choices.values():
+        command.add_argument("-v", "--verbose", action="store_true",
+                             help="say on stderr how the model runs: device, dtype, runtime and the CPU's features")
     return parser
 
 
@@ -225,6 +240,34 @@ def _run_batch(args: argparse.Namespace, options: ModelOptions, quality: Quality
     print(f"{PROG} batch: {tally}; manifest {settings.out_dir / Manifest.NAME}", file=sys.stderr)
 
 
+class _FlagsFormatter(logging.Formatter):
+    """Log records as their message alone, an OptionNotice's with its options named as flags (``--dtype float32``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if isinstance(record.msg, OptionNotice):
+            record = logging.makeLogRecord({**record.__dict__, "msg": record.msg.worded(FLAGS), "args": ()})
+        return super().format(record)
+
+
+def _log_to_stderr(verbose: bool) -> Callable[[], None]:
+    """Show the core's log records on stderr, one line each: warnings, and with ``verbose`` its INFO lines
+    (the engine's choice of device, dtype and runtime). Returns what undoes it (``main`` may run many
+    times in one process)."""
+    logger = logging.getLogger("rmbg_filter")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_FlagsFormatter())
+    level = logger.level
+    if verbose:
+        logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+
+    def undo() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+    return undo
+
+
 def _system_error(error: OSError) -> str:
     """An OSError in one line: what the system said, the file (unless one of our temporaries), what to do."""
     text = system_reason(error)
@@ -241,6 +284,7 @@ def main(argv: Sequence[str] | None = None, *, stdin: BinaryIO | None = None, st
     args = build_parser().parse_args(argv)
     in_main_thread = threading.current_thread() is threading.main_thread()  # only it may set handlers
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+    stop_logging = _log_to_stderr(args.verbose)
     try:
         _run(args, stdin, stdout)
     except OptionError as error:
@@ -270,6 +314,7 @@ def main(argv: Sequence[str] | None = None, *, stdin: BinaryIO | None = None, st
               file=sys.stderr)
         return EXIT_FAILURE
     finally:
+        stop_logging()
         if previous is not None:  # None: no handler set here, or one set from C that Python cannot restore
             signal.signal(signal.SIGTERM, previous)
     return EXIT_OK
