@@ -61,7 +61,6 @@ class BackgroundRemover:
     ) -> None:
         self.backend = backend
         self.model_size = model_size
-        self.compile = compile
         self._said_smaller = False  # the out-of-memory warning has been logged (see ``mattes``)
         #: the frame shapes (H,W), quality options and counts whose memory has been checked (see ``check_frames``)
         self._checked: set[tuple[int, int, QualityOptions, int | None]] = set()
@@ -78,6 +77,11 @@ class BackgroundRemover:
         self.batch_seconds = 0.0
         #: frames the network has run on so far (frames that reused an output are not counted)
         self.network_runs = 0
+
+    @property
+    def compile(self) -> bool:
+        """Whether the network runs through ``torch.compile`` (see ``compiled``)."""
+        return self._mattes.compile
 
     @property
     def batch_size(self) -> int:
