@@ -98,11 +98,12 @@ def emulated_bf16() -> OptionNotice | None:
     torch_says = cpu_features.torch_bf16_supported()
     if features.native_bf16 is not False and torch_says is not False:
         return None
-    hidden = [cap for cap in features.caps if not cap.startswith(cpu_features.ATEN_ENV)]
     if features.native_bf16 is not False:
         why = "torch's oneDNN does not use them here"
+    elif features.detected and features.detected & {"avx512_bf16", "amx_bf16"}:  # the CPU has them: a cap hides them
+        why = f"{', '.join(cap for cap in features.caps if not cap.startswith(cpu_features.ATEN_ENV))} hides them"
     else:
-        why = f"{', '.join(hidden)} hides them" if hidden else "this CPU has neither"
+        why = "this CPU has neither"
     return OptionNotice("dtype", "rmbg-filter: ", Mention("dtype", "bfloat16"), " is emulated on this CPU, several "
                         "times slower than float32; use ", Mention("dtype", "float32"), " (native bfloat16 needs "
                         f"avx512_bf16 or amx_bf16: {why}; -v names the CPU's features)")

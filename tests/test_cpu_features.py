@@ -217,6 +217,20 @@ def test_torchs_no_is_heard_over_the_flags(host: pytest.MonkeyPatch, caplog: pyt
                                         "use them here; -v names the CPU's features)")
 
 
+@pytest.mark.parametrize(("text", "why"), [
+    (XEON, "ONEDNN_MAX_CPU_ISA=AVX2 hides them"),
+    (cpuinfo("Intel(R) Xeon(R) Gold 6230 CPU", f"{_COMMON} {_AVX512} avx512_vnni"), "this CPU has neither"),
+])
+def test_a_cap_is_blamed_only_where_it_hides_bfloat16(text: str, why: str, host: pytest.MonkeyPatch,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """ONEDNN_MAX_CPU_ISA=AVX2 on an AVX-512 CPU without bf16 (Cascade Lake) removes avx512f, not bf16."""
+    host.setattr(cpu_features, "detect", lambda: features(text, ONEDNN_MAX_CPU_ISA="AVX2"))
+    with caplog.at_level(logging.WARNING, "rmbg_filter"):
+        Backend.choose(device="cpu", dtype="bfloat16")
+    (record,) = bf16_warnings(caplog)
+    assert f"avx512_bf16 or amx_bf16: {why}; -v" in record.getMessage()
+
+
 def test_the_choice_in_one_line(host: pytest.MonkeyPatch) -> None:
     host.setattr(cpu_features, "detect", lambda: ZEN3_FEATURES)
     assert Backend(torch.device("cpu"), torch.float32, "onnxruntime").describe() == (
@@ -242,14 +256,16 @@ def test_the_command_line_says_bfloat16_is_emulated_and_what_it_chose(
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
     monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
-    cpu = features_of(*parse_cpuinfo(Path("/proc/cpuinfo").read_text()), os.environ).describe()
+    host = features_of(*parse_cpuinfo(Path("/proc/cpuinfo").read_text()), os.environ)
+    cpu = host.describe()
+    has_bf16 = bool(host.detected & {"avx512_bf16", "amx_bf16"})  # a Zen 3 has none for the cap to hide
+    why = "ONEDNN_MAX_CPU_ISA=AVX2 hides them" if has_bf16 else "this CPU has neither"
     done = run_cli("image", picture, tmp_path / "out.png", "--device", "cpu", "--dtype", "bfloat16",
                    "--model-size", "32", "-v", model=checkpoints["safetensors"])
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines() == [
         "rmbg-filter: --dtype bfloat16 is emulated on this CPU, several times slower than float32; use --dtype "
-        "float32 (native bfloat16 needs avx512_bf16 or amx_bf16: ONEDNN_MAX_CPU_ISA=AVX2 hides them; -v names the "
-        "CPU's features)",
+        f"float32 (native bfloat16 needs avx512_bf16 or amx_bf16: {why}; -v names the CPU's features)",
         f"rmbg-filter: cpu, bfloat16, torch on {cpu}",
         f"wrote {tmp_path / 'out.png'} (24x16, rgba)",
     ]
