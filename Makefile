@@ -49,13 +49,14 @@ $(VS_VENV)/.installed-vs: $(VENV)/.installed
 	touch $@
 
 # the tests that time a live pipeline against the clock run alone first; the rest on TEST_WORKERS pytest-xdist
-# workers (they share the cores: conftest.py); each run ends with its 10 slowest tests
+# workers (they share the cores: conftest.py); each run ends with its 10 slowest tests, and both always run
 TEST_WORKERS ?= 2
 test: setup
 	$(PY) -m ruff check rmbg_filter plugins tests scripts
-	RMBG_VS_PYTHON=$(abspath $(VS_PY)) $(PY) -m pytest -q -m serial --durations=10
-	RMBG_VS_PYTHON=$(abspath $(VS_PY)) $(PY) -m pytest -q -m "not serial" -n $(TEST_WORKERS) --dist loadgroup \
-		--durations=10
+	status=0; export RMBG_VS_PYTHON=$(abspath $(VS_PY)); \
+	$(PY) -m pytest -q -m serial --durations=10 || status=$$?; \
+	$(PY) -m pytest -q -m "not serial" -n $(TEST_WORKERS) --dist loadgroup --durations=10 || status=$$?; \
+	exit $$status
 
 # RMBG-1.4 from the Hub (or RMBG_MODEL); without the Hub, one line says so and IS-Net's weights (npm) stand in
 demo: setup

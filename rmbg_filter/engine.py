@@ -66,9 +66,8 @@ class BackgroundRemover:
         self._checked: set[tuple[int, int, QualityOptions, int | None]] = set()
         self.network = network.to(device=backend.device, dtype=backend.dtype,
                                   memory_format=torch.channels_last).eval()
-        #: the dtype the network's input is made in (see _stem_in_float32)
-        self.input_dtype = _stem_in_float32(self.network) if backend.dtype == torch.bfloat16 else backend.dtype
-        self._mattes = BatchedMatte(self.network, backend, input_dtype=self.input_dtype, model_size=model_size,
+        input_dtype = _stem_in_float32(self.network) if backend.dtype == torch.bfloat16 else backend.dtype
+        self._mattes = BatchedMatte(self.network, backend, input_dtype=input_dtype, model_size=model_size,
                                     batch_size=batch_size, compile=compile)
         self._transfers = DeviceTransfers(backend.device)
         #: held while the network runs: one caller at a time, whatever thread it is in
@@ -77,6 +76,12 @@ class BackgroundRemover:
         self.batch_seconds = 0.0
         #: frames the network has run on so far (frames that reused an output are not counted)
         self.network_runs = 0
+
+    @property
+    def input_dtype(self) -> torch.dtype:
+        """The dtype the network's input is made in: the backend's, float32 for a bfloat16 network whose stem
+        stays float32 (see ``_stem_in_float32``)."""
+        return self._mattes.input_dtype
 
     @property
     def compile(self) -> bool:
@@ -258,7 +263,8 @@ def build(options: ModelOptions, *, revision: str | None = None) -> BackgroundRe
     remover = BackgroundRemover(load_network(options.model, revision=revision), backend,
                                 model_size=(options.model_size, options.model_size), batch_size=options.batch_size,
                                 compile=options.compile)
-    _LOG.info("rmbg-filter: %s", backend.describe())  # what runs where, and on the CPU the features that chose it
+    if _LOG.isEnabledFor(logging.INFO):  # describing reads /proc/cpuinfo or asks CUDA for the GPU's name
+        _LOG.info("rmbg-filter: %s", backend.describe())  # what runs where, and on the CPU the features that chose it
     return remover
 
 

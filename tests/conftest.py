@@ -19,15 +19,13 @@ from rmbg_filter import BriaRMBG, RMBGConfig
 
 sys.path.append(str(Path(__file__).resolve().parent.parent / "scripts"))  # real_network: the IS-Net fetcher
 
-# ONNX exports made by the tests (and the CLI runs they start) go to a fresh folder, not ~/.cache, and so do
-# inductor's compiled graphs. The process that loads this file first makes the folder: with pytest-xdist that is
-# the controller, whose environment the workers inherit, so every worker shares one export and one compile of
-# each (weights, shape); the cache writes files atomically.
+# ONNX exports made by the tests (and the CLI runs they start) go to a fresh folder, not ~/.cache. The process
+# that loads this file first makes the folder: with pytest-xdist that is the controller, whose environment the
+# workers inherit, so every worker shares one export of each (weights, shape); the cache writes files atomically.
 _OWN_CACHE = "RMBG_TEST_CACHE" not in os.environ
 if _OWN_CACHE:
     os.environ["RMBG_TEST_CACHE"] = tempfile.mkdtemp(prefix="rmbg-test-cache-")
 os.environ["RMBG_CACHE"] = os.environ["RMBG_TEST_CACHE"]
-os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(os.environ["RMBG_TEST_CACHE"], "inductor")
 
 
 def _share_the_cores() -> None:
@@ -43,20 +41,20 @@ def _share_the_cores() -> None:
 _share_the_cores()
 
 
-#: the files of the longest tests (a minute or more each, alone): collected first, so that pytest-xdist starts
-#: them first and no worker is left alone with one at the end of the run
+#: the files of the longest tests (a minute or more each, alone), longest first: collected before the rest, so that
+#: pytest-xdist starts them first and no worker is left alone with one at the end of the run
 LONG_FIRST = ("test_gpu_check.py", "test_compiled.py", "test_batch_ray.py", "test_temporal_adapters.py",
               "test_quality_options.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Move the files of LONG_FIRST to the front, each file's tests still together and in order."""
-    items.sort(key=lambda item: item.path.name not in LONG_FIRST)
+    """Move the tests of LONG_FIRST's files to the front, in its order; the rest keep pytest's order."""
+    rank = {name: index for index, name in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FIRST)))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Remove the ONNX exports (about 170 MB each) and compiled graphs when the run ends (in the process that
-    made the folder)."""
+    """Remove the ONNX exports (about 170 MB each) when the run ends (in the process that made the folder)."""
     if _OWN_CACHE:
         shutil.rmtree(os.environ["RMBG_TEST_CACHE"], ignore_errors=True)
 

@@ -214,7 +214,8 @@ def _run(args: argparse.Namespace, stdin: BinaryIO | None, stdout: BinaryIO | No
 
 
 def _run_batch(args: argparse.Namespace, options: ModelOptions, quality: QualityOptions) -> None:
-    from .batch import BatchSettings, run_batch
+    from .batch import run_batch
+    from .batch_jobs import BatchSettings
     from .video import VideoOptions
 
     if args.workers is not None and args.ray is None:
