@@ -34,7 +34,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON_SYSTEM) -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[test,onnx,ray]"
+	$(PY) -m pip install -q -e ".[test,onnx,openvino,ray]"
 	@$(PY) -c "import torch, transformers, av, numpy; print('setup: torch', torch.__version__, \
 		'transformers', transformers.__version__, 'av', av.__version__, 'numpy', numpy.__version__)"
 	touch $@
@@ -44,7 +44,7 @@ $(VS_VENV)/.installed-vs: $(VENV)/.installed
 		[ -n "$(PYTHON_VS)" ] || { echo "setup: VapourSynth needs Python 3.12+; install python3.12 or set PYTHON_VS=/path/to/python3.12" >&2; exit 2; }; \
 		$(PYTHON_VS) -m venv $(VS_VENV) && $(VS_PY) -m pip install -q --upgrade pip && $(VS_PY) -m pip install -q "$(TORCH)"; \
 	fi
-	$(VS_PY) -m pip install -q -e ".[vapoursynth,onnx,fuzz]"
+	$(VS_PY) -m pip install -q -e ".[vapoursynth,onnx,openvino,fuzz]"
 	$(VS_VENV)/bin/vapoursynth config
 	touch $@
 

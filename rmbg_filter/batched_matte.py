@@ -1,17 +1,17 @@
 """The network run by the backend's runtime in batches, halved when memory runs out.
 
-``BatchedMatte`` runs views through torch (eager or ``torch.compile``d) or ONNX
-Runtime in parts of at most ``batch_size`` frames. On running out of memory
+``BatchedMatte`` runs views through torch (eager or ``torch.compile``d), ONNX
+Runtime or OpenVINO in parts of at most ``batch_size`` frames. On running out of memory
 (the torch runtime's: CUDA's, MPS's or the CPU allocator's), ``batch_size`` is
 halved and the batch run again in parts, down to single frames. ONNX Runtime's
-own allocation failures are raised as they are.
+and OpenVINO's own allocation failures are raised as they are.
 """
 
 from __future__ import annotations
 
 import torch
 
-from . import onnx_runtime
+from . import onnx_runtime, openvino_runtime
 from .backend import Backend
 from .compiled import compiled_matte
 from .network import BriaRMBG
@@ -39,7 +39,10 @@ class BatchedMatte:
         #: the batch size asked for, when running out of memory has lowered ``batch_size``
         self.asked_batch_size: int | None = None
         if backend.runtime == "onnxruntime":
-            self._matte = onnx_runtime.OnnxMatte(network, model_size, batch_size).matte
+            self._matte = onnx_runtime.OnnxMatte(network, model_size, batch_size, int8=backend.int8).matte
+        elif backend.runtime == "openvino":
+            self._matte = openvino_runtime.OpenVinoMatte(network, model_size, batch_size,
+                                                         precision=backend.precision).matte
         elif compile:
             self._matte = compiled_matte(network, batch_size, backend.device)
         else:

@@ -64,9 +64,9 @@ class BackgroundRemover:
         self._said_smaller = False  # the out-of-memory warning has been logged (see ``mattes``)
         #: the frame shapes (H,W), quality options and counts whose memory has been checked (see ``check_frames``)
         self._checked: set[tuple[int, int, QualityOptions, int | None]] = set()
-        self.network = network.to(device=backend.device, dtype=backend.dtype,
+        self.network = network.to(device=backend.device, dtype=backend.torch_dtype,
                                   memory_format=torch.channels_last).eval()
-        input_dtype = _stem_in_float32(self.network) if backend.dtype == torch.bfloat16 else backend.dtype
+        input_dtype = _stem_in_float32(self.network) if backend.torch_dtype == torch.bfloat16 else backend.torch_dtype
         self._mattes = BatchedMatte(self.network, backend, input_dtype=input_dtype, model_size=model_size,
                                     batch_size=batch_size, compile=compile)
         self._transfers = DeviceTransfers(backend.device)
@@ -161,7 +161,7 @@ class BackgroundRemover:
         on_host = self.backend.device.type == "cpu"
         network = 0
         if on_host and not self.network_runs:  # once it has run, its memory is this process's already
-            network = memory.network_bytes(self.batch_size, max(self.model_size), self.backend.dtype.itemsize)
+            network = memory.network_bytes(self.batch_size, max(self.model_size), self.backend.torch_dtype.itemsize)
         memory.check_frames(width, height, self.batch_size, quality, network=network, host_finishing=on_host,
                             frames=frames)
         self._checked.add(key)
@@ -235,10 +235,12 @@ def load(
 
     ``model``: Hub repo id, Hub-layout directory or weights file; None means
     ``$RMBG_MODEL``, else ``briaai/RMBG-1.4``. ``device``: "auto" (cuda, mps,
-    cpu) or a torch device. ``dtype``: "auto" (float16 on cuda, else float32),
-    "float32", "float16" or "bfloat16" (on a CPU without avx512_bf16 or AMX, emulated and several
-    times slower than float32: one warning is logged). ``runtime``: "auto" (ONNX Runtime for
-    float32 on the CPU when installed, else torch), "torch" or "onnxruntime". ``model_size``: the side of the
+    cpu) or a torch device. ``dtype``: "auto" (float16 on cuda, else float32), "fast" (the
+    fastest path within 16 levels of float32 on this machine: ``backend.fast_path``),
+    "float32", "float16", "bfloat16" (on a CPU without avx512_bf16 or AMX, emulated and several
+    times slower than float32: one warning is logged) or "int8" (ONNX Runtime on the CPU; the
+    quantized graph is built once, in a minute or more, and cached). ``runtime``: "auto" (ONNX Runtime for
+    float32 and int8 on the CPU when installed, else torch), "torch" or "onnxruntime". ``model_size``: the side of the
     square input, default 1024 as the model was trained. ``compile``: run the
     torch network (``runtime`` "auto" becomes "torch") through ``torch.compile``, CUDA graphs
     on CUDA; the first batch pays the compile (over a minute on 2 CPU cores; seconds in a
@@ -259,7 +261,7 @@ def build(options: ModelOptions, *, revision: str | None = None) -> BackgroundRe
     runtime = "torch" if options.compile and options.runtime == "auto" else options.runtime
     backend = Backend.choose(options.device, options.dtype, runtime)
     if backend.device.type == "cpu":  # the network's batch in this machine's memory: refused before loading
-        memory.check_network(options, backend.dtype.itemsize)
+        memory.check_network(options, backend.torch_dtype.itemsize)
     remover = BackgroundRemover(load_network(options.model, revision=revision), backend,
                                 model_size=(options.model_size, options.model_size), batch_size=options.batch_size,
                                 compile=options.compile)

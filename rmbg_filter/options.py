@@ -67,11 +67,14 @@ class ModelOptions(_Declared):
         None, "Hub repo id, Hub-layout directory or weights file (.safetensors, .pth, .bin, .onnx); "
               "default: $RMBG_MODEL, else briaai/RMBG-1.4", metavar="M")
     device: str = _option("auto", "auto (default: cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
-    dtype: str = _option("auto", "auto: float16 on CUDA, float32 elsewhere; bfloat16 is fast only on CPUs with "
-                                 "avx512_bf16 or AMX (elsewhere emulated, several times slower)",
-                         choices=("auto", "float32", "float16", "bfloat16"))
-    runtime: str = _option("auto", "auto: ONNX Runtime for float32 on the CPU when installed (faster there), "
-                                   "else torch", choices=("auto", "torch", "onnxruntime"))
+    dtype: str = _option("auto", "auto: float16 on CUDA, float32 elsewhere; fast: the fastest within 16 levels of "
+                                 "float32 on this machine (bfloat16 on CPUs with avx512_bf16 or AMX, else as auto); "
+                                 "int8: ONNX Runtime on the CPU, built once; bfloat16 elsewhere is emulated, several "
+                                 "times slower",
+                         choices=("auto", "fast", "float32", "float16", "bfloat16", "int8"))
+    runtime: str = _option("auto", "auto: ONNX Runtime for float32 on the CPU when installed (faster there), OpenVINO "
+                                   "for int8 and for fast's bfloat16 when installed, else torch",
+                           choices=("auto", "torch", "onnxruntime", "openvino"))
     batch_size: int = _option(1, "frames a network call (default 1; larger helps GPUs)",
                               minimum=1, maximum=256, metavar="N")
     model_size: int = _option(1024, "side of the square the network sees (default 1024, as trained; smaller is "
@@ -81,9 +84,13 @@ class ModelOptions(_Declared):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.compile and self.runtime == "onnxruntime":
+        if self.compile and self.runtime in ("onnxruntime", "openvino"):
             raise OptionError("compile", Mention("compile"), " needs ", Mention("runtime", "torch"),
-                              " (ONNX Runtime plans its own graph)")
+                              f" ({'ONNX Runtime' if self.runtime == 'onnxruntime' else 'OpenVINO'} plans its own "
+                              "graph)")
+        if self.compile and self.dtype == "int8":
+            raise OptionError("compile", Mention("compile"), " does not apply to ", Mention("dtype", "int8"),
+                              " (ONNX Runtime or OpenVINO plans its own graph)")
 
 
 #: frames a reused network output may stand for: a fresh run at least this often (see QualityOptions)

@@ -19,7 +19,7 @@ from PIL import Image
 from rmbg_filter.cli.main import main
 
 MISSING = "/nonexistent/m.safetensors"
-ORT = "runs float32 on the CPU and needs pip install 'rmbg-filter[onnx]'; or use"
+ORT = "runs float32 or int8 on the CPU, not bfloat16 on cpu; use"
 NOT_FOUND = f"model not found: {MISSING} is neither a file, a directory nor a Hub repo id; pass a local directory " \
             "or weights file with"
 DEVICES = "must be auto, cpu, cuda, cuda:N or mps, got 'tpu'"
@@ -37,10 +37,19 @@ CASES = [
      "--device is 'cuda', but torch sees no CUDA GPU; use --device cpu",
      "device= is 'cuda', but torch sees no CUDA GPU; use device='cpu'",
      "the device property is 'cuda', but torch sees no CUDA GPU; use device=cpu"),
-    ({"dtype": "int8"}, ["--dtype", "int8"],
-     "--dtype must be one of auto, float32, float16, bfloat16, got 'int8'",
-     "dtype= must be one of auto, float32, float16, bfloat16, got 'int8'",
-     "the dtype property must be one of auto, float32, float16, bfloat16, got 'int8'"),
+    ({"dtype": "int4"}, ["--dtype", "int4"],
+     "--dtype must be one of auto, fast, float32, float16, bfloat16, int8, got 'int4'",
+     "dtype= must be one of auto, fast, float32, float16, bfloat16, int8, got 'int4'",
+     "the dtype property must be one of auto, fast, float32, float16, bfloat16, int8, got 'int4'"),
+    ({"dtype": "int8", "runtime": "torch"}, ["--dtype", "int8", "--runtime", "torch"],
+     "--dtype int8 runs in ONNX Runtime or OpenVINO, not torch; use --runtime onnxruntime or leave --runtime at auto",
+     "dtype='int8' runs in ONNX Runtime or OpenVINO, not torch; use runtime='onnxruntime' or leave runtime= at auto",
+     "dtype=int8 runs in ONNX Runtime or OpenVINO, not torch; use runtime=onnxruntime or leave the runtime property "
+     "at auto"),
+    ({"compile": True, "dtype": "int8"}, ["--compile", "--dtype", "int8"],
+     "--compile does not apply to --dtype int8 (ONNX Runtime or OpenVINO plans its own graph)",
+     "compile= does not apply to dtype='int8' (ONNX Runtime or OpenVINO plans its own graph)",
+     "the compile property does not apply to dtype=int8 (ONNX Runtime or OpenVINO plans its own graph)"),
     ({"runtime": "onnxruntime", "dtype": "bfloat16"}, ["--runtime", "onnxruntime", "--dtype", "bfloat16"],
      f"--runtime onnxruntime {ORT} --runtime torch",
      f"runtime='onnxruntime' {ORT} runtime='torch'",

@@ -19,11 +19,11 @@ import torch
 from cli_helpers import run_cli
 from PIL import Image
 
-from rmbg_filter import cpu_features
-from rmbg_filter.backend import Backend
+from rmbg_filter import cpu_features, onnx_runtime, openvino_runtime
+from rmbg_filter.backend import Backend, fast_path
 from rmbg_filter.cli.main import FLAGS, build_parser
 from rmbg_filter.cpu_features import CpuFeatures, features_of, parse_cpuinfo
-from rmbg_filter.errors import KEYWORDS, Spelling
+from rmbg_filter.errors import KEYWORDS, OptionError, Spelling
 
 _COMMON = ("fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx fxsr sse sse2 ht "
            "syscall nx pdpe1gb rdtscp lm constant_tsc rep_good nopl nonstop_tsc cpuid tsc_known_freq pni pclmulqdq "
@@ -273,3 +273,97 @@ def test_the_command_line_says_bfloat16_is_emulated_and_what_it_chose(
                     "--runtime", "torch", "--model-size", "32", model=checkpoints["safetensors"])
     assert quiet.returncode == 0, quiet.stderr
     assert quiet.stderr.splitlines() == [f"wrote {tmp_path / 'quiet.png'} (24x16, rgba)"]
+
+
+# dtype="fast", on each CPU class: (the CPU, its environment, the runtime asked for, ONNX Runtime installed,
+# OpenVINO installed) -> (dtype, runtime) chosen. bfloat16 only where it is native (in OpenVINO when it is
+# installed); int8 is outside fast's budget on every class.
+FAST = [
+    (ZEN3, {}, "auto", True, True, ("float32", "onnxruntime")),
+    (ZEN3, {}, "auto", False, False, ("float32", "torch")),
+    (ZEN3, {}, "torch", True, True, ("float32", "torch")),
+    (ZEN3, {}, "openvino", True, True, ("float32", "openvino")),  # never OpenVINO's bfloat16 request on it
+    (ZEN4, {}, "auto", True, False, ("bfloat16", "torch")),
+    (ZEN4, {}, "auto", True, True, ("bfloat16", "openvino")),
+    (ZEN4, {}, "onnxruntime", True, True, ("float32", "onnxruntime")),  # ONNX Runtime has no bfloat16 path here
+    (XEON, {}, "auto", True, True, ("bfloat16", "openvino")),
+    (XEON, {}, "torch", False, False, ("bfloat16", "torch")),
+    # the issue's switches make a Zen 4 or a Xeon dispatch as the Zen 3 does
+    (ZEN4, {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}, "auto", True, True,
+     ("float32", "onnxruntime")),
+    (XEON, {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}, "auto", True, True,
+     ("float32", "onnxruntime")),
+    # an AVX-512 CPU with VNNI but no bfloat16 (Cascade Lake): float32, as int8 is outside the budget
+    (cpuinfo("Intel(R) Xeon(R) Gold 6230 CPU", f"{_COMMON} {_AVX512} avx512_vnni"), {}, "auto", True, True,
+     ("float32", "onnxruntime")),
+]
+
+
+@pytest.mark.parametrize(("text", "environ", "runtime", "onnx", "openvino", "chosen"), FAST)
+def test_fast_dispatches_by_what_the_cpu_computes(text: str, environ: dict[str, str], runtime: str, onnx: bool,
+                                                  openvino: bool, chosen: tuple[str, str],
+                                                  host: pytest.MonkeyPatch) -> None:
+    assert fast_path("cpu", features(text, **environ), runtime, onnx, openvino) == chosen
+
+
+def test_fast_trusts_torchs_no_and_unknown_flags(host: pytest.MonkeyPatch) -> None:
+    assert fast_path("cpu", None) == ("float32", "onnxruntime")  # flags not known (not Linux): the exact path
+    host.setattr(cpu_features, "torch_bf16_supported", lambda: False)
+    assert fast_path("cpu", ZEN4_FEATURES, "torch") == ("float32", "torch")
+    assert fast_path("cpu", ZEN4_FEATURES, "auto", True, True) == ("bfloat16", "openvino")  # not torch's oneDNN
+
+
+def test_fast_on_a_gpu_is_float16() -> None:
+    assert fast_path("cuda", None) == ("float16", "torch")
+    assert fast_path("mps", None, "auto", False) == ("float16", "torch")
+
+
+@pytest.mark.parametrize(("text", "dtype", "runtime"), [(ZEN3, torch.float32, "onnxruntime"),
+                                                        (ZEN4, torch.bfloat16, "torch")])
+def test_choose_resolves_fast_without_a_warning(text: str, dtype: torch.dtype, runtime: str, host: pytest.MonkeyPatch,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    host.setattr(cpu_features, "detect", lambda: features(text))
+    host.setattr(onnx_runtime, "available", lambda: True)
+    host.setattr(openvino_runtime, "available", lambda: False)
+    with caplog.at_level(logging.WARNING, "rmbg_filter"):
+        chosen = Backend.choose(device="cpu", dtype="fast")
+    assert (chosen.dtype, chosen.runtime, chosen.int8) == (dtype, runtime, False)
+    assert not bf16_warnings(caplog)
+
+
+@pytest.mark.parametrize(("openvino", "runtime", "chosen"), [(True, "auto", "openvino"), (False, "auto", "onnxruntime"),
+                                                            (True, "onnxruntime", "onnxruntime")])
+def test_int8_runs_in_openvino_where_installed(openvino: bool, runtime: str, chosen: str,
+                                               host: pytest.MonkeyPatch) -> None:
+    host.setattr(cpu_features, "detect", lambda: ZEN3_FEATURES)
+    host.setattr(onnx_runtime, "available", lambda: True)
+    host.setattr(openvino_runtime, "available", lambda: openvino)
+    backend = Backend.choose(device="cpu", dtype="int8", runtime=runtime)
+    assert (backend.torch_dtype, backend.runtime, backend.int8, backend.precision) == (torch.float32, chosen, True,
+                                                                                       "int8")
+    assert backend.describe() == f"cpu, int8, {chosen} on AMD EPYC 7B13 64-Core Processor (avx2)"
+
+
+def test_int8_without_onnx_runtime_names_the_extra(host: pytest.MonkeyPatch) -> None:
+    host.setattr(onnx_runtime, "available", lambda: False)
+    with pytest.raises(OptionError) as raised:
+        Backend.choose(device="cpu", dtype="int8")
+    assert raised.value.option == "dtype"
+    assert str(raised.value) == "dtype='int8' needs ONNX Runtime's quantizer: pip install 'rmbg-filter[onnx]'"
+
+
+def test_openvino_missing_names_the_extra(host: pytest.MonkeyPatch) -> None:
+    host.setattr(openvino_runtime, "available", lambda: False)
+    with pytest.raises(OptionError) as raised:
+        Backend.choose(device="cpu", dtype="bfloat16", runtime="openvino")
+    assert str(raised.value) == ("runtime='openvino' needs OpenVINO: pip install 'rmbg-filter[openvino]'; or use "
+                                 "runtime='torch'")
+
+
+def test_openvino_bfloat16_is_never_emulated(host: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Without native bfloat16 OpenVINO runs the request in float32: no warning, unlike torch."""
+    host.setattr(cpu_features, "detect", lambda: ZEN3_FEATURES)
+    host.setattr(openvino_runtime, "available", lambda: True)
+    with caplog.at_level(logging.WARNING, "rmbg_filter"):
+        assert Backend.choose(device="cpu", dtype="bfloat16", runtime="openvino").torch_dtype == torch.float32
+    assert not bf16_warnings(caplog)

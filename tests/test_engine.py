@@ -135,7 +135,8 @@ def test_backend_choice_and_refusals() -> None:
     assert Backend.choose("cpu", "auto") == Backend(torch.device("cpu"), torch.float32, "onnxruntime")
     assert Backend.choose("cpu", "auto", "torch").runtime == "torch"
     assert Backend.choose("cpu", "bfloat16") == Backend(torch.device("cpu"), torch.bfloat16, "torch")
-    with pytest.raises(OptionError, match="runtime='onnxruntime' runs float32 on the CPU") as refused:
+    with pytest.raises(OptionError, match="runtime='onnxruntime' runs float32 or int8 on the CPU, not bfloat16") \
+            as refused:
         Backend.choose("cpu", "bfloat16", "onnxruntime")
     assert refused.value.option == "runtime"
     if not torch.cuda.is_available():
@@ -153,8 +154,8 @@ def test_load_refuses_bad_options_before_reading_the_model(tmp_path: Path) -> No
         ({"batch_size": 0}, "batch_size", "batch_size= must be from 1 to 256, got 0"),
         ({"model_size": 16}, "model_size", "model_size= must be from 32 to 4096, got 16"),
         ({"model_size": (64, 64)}, "model_size", "model_size= must be an int, got (64, 64)"),
-        ({"dtype": "int8"}, "dtype", "dtype= must be one of auto, float32, float16, bfloat16, got 'int8'"),
-        ({"runtime": "tvm"}, "runtime", "runtime= must be one of auto, torch, onnxruntime, got 'tvm'"),
+        ({"dtype": "int4"}, "dtype", "dtype= must be one of auto, fast, float32, float16, bfloat16, int8, got 'int4'"),
+        ({"runtime": "tvm"}, "runtime", "runtime= must be one of auto, torch, onnxruntime, openvino, got 'tvm'"),
         ({"compile": True, "runtime": "onnxruntime"}, "compile", "compile= needs runtime='torch'"),
     ]:
         with pytest.raises(OptionError) as refused:

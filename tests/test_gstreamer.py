@@ -146,7 +146,8 @@ def test_a_long_clip_into_a_real_encoder(tmp_path: Path, gst_env: dict[str, str]
      "pass a local directory or weights file with model=PATH or RMBG_MODEL=PATH"),
     ("rmbg output=purple", "rmbg: the output property must be rgba, alpha, green, color:#RRGGBB, blur or image:PATH"),
     ("rmbg output=image:missing.png", "rmbg: input not found: missing.png"),
-    ("rmbg dtype=float64", "rmbg: the dtype property must be one of auto, float32, float16, bfloat16, got 'float64'"),
+    ("rmbg dtype=float64",
+     "rmbg: the dtype property must be one of auto, fast, float32, float16, bfloat16, int8, got 'float64'"),
 ])
 def test_bad_settings_fail_the_pipeline_with_an_element_error(element: str, message: str, tmp_path: Path,
                                                               gst_env: dict[str, str]) -> None:
