@@ -67,8 +67,15 @@ demo: setup
 		--overwrite --model "$$model"
 	@cat demo/MODEL.txt
 
-bench: setup
+# the modes against the seed's loop, then every CPU mode per CPU class (the host's and those it can emulate) with its
+# error on real photos, and the speed knobs against quality with their plot (docs/images/speed_quality.png)
+bench: setup $(VENV)/.installed-bench
 	$(PY) scripts/bench.py
+	$(PY) scripts/cpu_bench.py --out docs/cpu_bench.md
+
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[bench]"
+	touch $@
 
 # each quality option on IS-Net medium, on clips with a known alpha (about 13 minutes; tests/test_quality_options.py
 # is its fast slice in make test)
