@@ -44,7 +44,7 @@ $(VS_VENV)/.installed-vs: $(VENV)/.installed
 		[ -n "$(PYTHON_VS)" ] || { echo "setup: VapourSynth needs Python 3.12+; install python3.12 or set PYTHON_VS=/path/to/python3.12" >&2; exit 2; }; \
 		$(PYTHON_VS) -m venv $(VS_VENV) && $(VS_PY) -m pip install -q --upgrade pip && $(VS_PY) -m pip install -q "$(TORCH)"; \
 	fi
-	$(VS_PY) -m pip install -q -e ".[vapoursynth,onnx,openvino,fuzz]"
+	$(VS_PY) -m pip install -q -e ".[vapoursynth,vs-test,onnx,openvino,fuzz]"
 	$(VS_VENV)/bin/vapoursynth config
 	touch $@
 

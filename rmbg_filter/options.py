@@ -64,8 +64,9 @@ class ModelOptions(_Declared):
     """
 
     model: str | None = _option(
-        None, "Hub repo id, Hub-layout directory or weights file (.safetensors, .pth, .bin, .onnx); "
-              "default: $RMBG_MODEL, else briaai/RMBG-1.4", metavar="M")
+        None, "Hub repo id, Hub-layout directory or weights file (.safetensors, .pth, .bin, or .onnx: an ONNX "
+              "export's weights, read into this project's network, which runtime then runs); default: $RMBG_MODEL, "
+              "else briaai/RMBG-1.4", metavar="M")
     device: str = _option("auto", "auto (default: cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     dtype: str = _option("auto", "auto: float16 on CUDA, float32 elsewhere; fast: the fastest within 16 levels of "
                                  "float32 on this machine (bfloat16 on CPUs with avx512_bf16 or AMX, else as auto); "

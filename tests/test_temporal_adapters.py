@@ -101,11 +101,11 @@ def run_vapoursynth(frames: np.ndarray, model: Path, tmp_path: Path, settings: l
         clip = core.std.ModifyFrame(blank, blank, paint)
         for index, options in enumerate(json.loads(sys.argv[1])):
             if options.get("decontaminate"):
-                made = vsrmbg.rmbg(clip, sys.argv[2], model_size=64, runtime="torch", device="cpu", **options)
+                made = vsrmbg.rmbg(clip, model=sys.argv[2], model_size=64, runtime="torch", device="cpu", **options)
                 grab = lambda f: np.dstack([np.asarray(f[p]) for p in range(3)]
                                            + [np.asarray(f.props["_Alpha"][0])])
             else:
-                made = vsrmbg.mask(clip, sys.argv[2], model_size=64, runtime="torch", device="cpu", **options)
+                made = vsrmbg.mask(clip, model=sys.argv[2], model_size=64, runtime="torch", device="cpu", **options)
                 grab = lambda f: np.asarray(f[0])[..., None].copy()
             out = [None] * made.num_frames
             for n in reversed(range(made.num_frames)):

@@ -66,7 +66,7 @@ def test_vspipe_mask_of_rgb24_equals_the_core_alpha(tmp_path: Path, checkpoints,
     done = run_vs("""
         import os
         clip = from_array(np.load("frame.npy"), vs.RGB24)
-        vsrmbg.mask(clip, os.environ["MODEL"], model_size=64, runtime="torch").set_output()
+        vsrmbg.mask(clip, model=os.environ["MODEL"], model_size=64, runtime="torch").set_output()
     """, tmp_path, checkpoints["safetensors"], vspipe=True)
     assert done.returncode == 0, done.stderr.decode()
     frames = np.frombuffer(done.stdout, np.uint8).reshape(3, 75, 133)
@@ -81,7 +81,7 @@ def test_an_onnx_export_serves_as_model(tmp_path: Path, onnx_checkpoint: Path, e
     np.save(tmp_path / "frame.npy", pixels)
     done = run_vs("""
         import os
-        vsrmbg.mask(from_array(np.load("frame.npy"), vs.RGB24), os.environ["MODEL"], model_size=64).set_output()
+        vsrmbg.mask(from_array(np.load("frame.npy"), vs.RGB24), model=os.environ["MODEL"], model_size=64).set_output()
     """, tmp_path, onnx_checkpoint, vspipe=True)
     assert done.returncode == 0, done.stderr.decode()
     for alpha in np.frombuffer(done.stdout, np.uint8).reshape(3, 40, 56):
@@ -98,7 +98,7 @@ def test_the_mask_is_gray_in_the_clips_depth_and_sample_type(fmt: str, gray: str
     done = run_vs(f"""
         import os
         clip = from_array(np.load("frame.npy"), vs.{fmt})
-        alpha = vsrmbg.mask(clip, os.environ["MODEL"], model_size=64, runtime="torch")
+        alpha = vsrmbg.mask(clip, model=os.environ["MODEL"], model_size=64, runtime="torch")
         frame = alpha.get_frame(2)
         print(alpha.format.name, alpha.width, alpha.height, alpha.num_frames, int(frame.props["_Range"]))
         np.save("alpha.npy", np.asarray(frame[0]))
@@ -115,8 +115,8 @@ def test_rmbg_attaches_the_masks_alpha_and_keeps_the_clip(tmp_path: Path, checkp
     done = run_vs("""
         import os
         clip = from_array(np.load("frame.npy"), vs.RGB48)
-        out = vsrmbg.rmbg(clip, os.environ["MODEL"], model_size=64, runtime="torch")
-        mask = vsrmbg.mask(clip, os.environ["MODEL"], model_size=64, runtime="torch").get_frame(0)
+        out = vsrmbg.rmbg(clip, model=os.environ["MODEL"], model_size=64, runtime="torch")
+        mask = vsrmbg.mask(clip, model=os.environ["MODEL"], model_size=64, runtime="torch").get_frame(0)
         frame = out.get_frame(0)
         alpha = frame.props["_Alpha"]
         print(out.format.name == clip.format.name, alpha.format.name, alpha.width, alpha.height)
@@ -134,7 +134,7 @@ def test_masked_merge_takes_the_mask_of_a_ten_bit_clip_as_it_is(tmp_path: Path, 
         import os
         clip = from_array(np.load("frame.npy"), vs.YUV420P10)
         background = core.std.BlankClip(clip, color=[64, 512, 512])
-        merged = core.std.MaskedMerge(background, clip, vsrmbg.mask(clip, os.environ["MODEL"], model_size=64,
+        merged = core.std.MaskedMerge(background, clip, vsrmbg.mask(clip, model=os.environ["MODEL"], model_size=64,
                                                                       runtime="torch"), first_plane=True)
         rgb = core.resize.Bicubic(merged, format=vs.RGB24, matrix_in_s="709").get_frame(0)
         np.save("merged.npy", np.dstack([np.asarray(rgb[plane]) for plane in range(3)]))
@@ -155,8 +155,8 @@ def test_nodes_with_the_same_options_share_one_engine_and_take_turns(tmp_path: P
         from rmbg_filter import ModelOptions, shared_engine
         core.num_threads = 4
         clip = from_array(np.load("frame.npy"), vs.RGB24) * 4
-        first = vsrmbg.mask(clip, os.environ["MODEL"], model_size=64, runtime="torch")
-        second = vsrmbg.mask(core.std.FlipHorizontal(clip), os.environ["MODEL"], model_size=64, runtime="torch")
+        first = vsrmbg.mask(clip, model=os.environ["MODEL"], model_size=64, runtime="torch")
+        second = vsrmbg.mask(core.std.FlipHorizontal(clip), model=os.environ["MODEL"], model_size=64, runtime="torch")
         engine = shared_engine(ModelOptions(model=os.environ["MODEL"], model_size=64, runtime="torch"))
         running, most, calls = [0], [0], [0]
         guard = threading.Lock()
@@ -180,20 +180,32 @@ def test_nodes_with_the_same_options_share_one_engine_and_take_turns(tmp_path: P
     assert most == 1
 
 
+MATRICES = ("1 (709/bt709), 4 (fcc), 5 (470bg/bt470bg/bt470_bg/bt601), 6 (170m/smpte170m/st170_m), "
+            "7 (240m/smpte240m/st240_m), 8 (ycgco), 9 (2020ncl/bt2020ncl/bt2020_ncl/bt2020)")
+
+
 @pytest.mark.parametrize(("code", "message"), [
-    ("vsrmbg.mask(core.std.BlankClip(format=vs.GRAY8), MODEL)",
+    ("vsrmbg.mask(core.std.BlankClip(format=vs.GRAY8), model=MODEL)",
      "vsrmbg.mask: clip must be RGB or YUV, got Gray8"),
-    ("vsrmbg.rmbg('clip.mp4', MODEL)",
+    ("vsrmbg.rmbg('clip.mp4', model=MODEL)",
      "vsrmbg.rmbg: clip must be a vapoursynth.VideoNode, got str"),
-    ("vsrmbg.rmbg(core.std.BlankClip(format=vs.RGB24), MODEL, model_size=8)",
+    ("vsrmbg.rmbg(core.std.BlankClip(format=vs.RGB24), model=MODEL, model_size=8)",
      "vsrmbg.rmbg: model_size= must be from 32 to 4096, got 8"),
-    ("vsrmbg.mask(core.std.BlankClip(format=vs.YUV420P8), MODEL, matrix='')",
-     "vsrmbg.mask: matrix= must be a zimg matrix name such as '709', got ''"),
-    ("vsrmbg.mask(core.std.BlankClip(format=vs.YUV420P8), MODEL, matrix='rgb')",
-     "vsrmbg.mask: matrix= must be one of 709, 170m, 470bg, 240m, fcc, ycgco, 2020ncl for a YUV clip, got 'rgb'"),
-    ("vsrmbg.mask(core.std.BlankClip(format=core.query_video_format(vs.RGB, vs.INTEGER, 32, 0, 0).id), MODEL)",
+    ("vsrmbg.mask(core.std.BlankClip(format=vs.YUV420P8), model=MODEL, matrix='')",
+     "vsrmbg.mask: matrix= must be a YUV matrix as vstools' MatrixLike: one of " + MATRICES + ", got ''"),
+    ("vsrmbg.mask(core.std.BlankClip(format=vs.YUV420P8), model=MODEL, matrix='rgb')",
+     "vsrmbg.mask: matrix= must be a YUV matrix as vstools' MatrixLike: one of " + MATRICES + ", got 'rgb'"),
+    ("vsrmbg.mask(core.std.BlankClip(format=vs.YUV420P8), model=MODEL, matrix=2)",
+     "vsrmbg.mask: matrix= must be a YUV matrix as vstools' MatrixLike: one of " + MATRICES + ", got 2"),
+    ("vsrmbg.mask(core.std.BlankClip(format=vs.RGB24), MODEL)",  # jetpack passes a ref clip there
+     "vsrmbg.mask: the second argument is vs-jetpack's ref clip (not used), got str; pass the model as model= "
+     "(every option is a keyword)"),
+    ("vsrmbg.mask(core.std.Splice([core.std.BlankClip(format=vs.YUV420P8, width=64, height=48), "
+     "core.std.BlankClip(format=vs.RGB24, width=32, height=48)], mismatch=True), model=MODEL)",
+     "vsrmbg.mask: clip must have one format and size, got a variable one; resize it to a constant format first"),
+    ("vsrmbg.mask(core.std.BlankClip(format=core.query_video_format(vs.RGB, vs.INTEGER, 32, 0, 0).id), model=MODEL)",
      "vsrmbg.mask: clip must have 8 to 16 bits or float samples, got RGB96"),
-    ("vsrmbg.rmbg(core.std.BlankClip(format=vs.RGB24), 'missing/model.safetensors')",
+    ("vsrmbg.rmbg(core.std.BlankClip(format=vs.RGB24), model='missing/model.safetensors')",
      "vsrmbg.rmbg: model not found: missing/model.safetensors is neither a file, a directory nor a Hub repo id; "
      "pass a local directory or weights file with model=PATH or RMBG_MODEL=PATH"),
 ])
@@ -213,7 +225,7 @@ def test_bad_arguments_name_the_function_called_and_the_keyword(code: str, messa
 
 def test_vspipe_reports_a_missing_model_and_fails(tmp_path: Path, checkpoints) -> None:
     done = run_vs("""
-        vsrmbg.mask(core.std.BlankClip(format=vs.RGB24), "missing/model.safetensors").set_output()
+        vsrmbg.mask(core.std.BlankClip(format=vs.RGB24), model="missing/model.safetensors").set_output()
     """, tmp_path, checkpoints["safetensors"], vspipe=True)
     assert done.returncode != 0
     assert b"vsrmbg.mask: " in done.stderr and b"missing/model.safetensors" in done.stderr
@@ -224,7 +236,7 @@ def test_frames_too_large_for_memory_are_refused_when_the_node_is_made(tmp_path:
     done = run_vs("""
         import os
         try:
-            vsrmbg.mask(core.std.BlankClip(format=vs.RGB24, width=16384, height=10922), os.environ["MODEL"],
+            vsrmbg.mask(core.std.BlankClip(format=vs.RGB24, width=16384, height=10922), model=os.environ["MODEL"],
                         model_size=32, batch_size=64, temporal_radius=8)
         except vs.Error as error:
             print(str(error))
@@ -233,3 +245,31 @@ def test_frames_too_large_for_memory_are_refused_when_the_node_is_made(tmp_path:
     assert done.stdout.decode().startswith("vsrmbg.mask: frames of 16384x10922 need about 367.4 GiB of memory, more "
                                            "than the ")
     assert done.stdout.decode().strip().endswith("available; scale them down, or lower batch_size= or temporal_radius=")
+
+
+def test_batch_size_runs_groups_of_frames_with_the_same_alphas_in_any_order(tmp_path: Path, checkpoints) -> None:
+    """batch_size=4: the network runs 4 consecutive frames a call (12 frames, 3 calls), each alpha within 1 level
+    of batch_size=1's, whether the frames are asked for last to first or by 4 threads at once."""
+    np.save(tmp_path / "frame.npy", picture(64, 96))
+    done = run_vs("""
+        import os
+        from rmbg_filter import ModelOptions, shared_engine
+        core.num_threads = 4
+        base = from_array(np.load("frame.npy"), vs.RGB24)
+        clip = core.std.Splice([core.std.Invert(base) if n % 2 else base for n in range(4)])  # 12 frames
+        keywords = dict(model=os.environ["MODEL"], model_size=64, runtime="onnxruntime", device="cpu")
+        engine = shared_engine(ModelOptions(batch_size=4, **keywords))
+        batched = vsrmbg.mask(clip, batch_size=4, **keywords)
+        backwards = {n: np.asarray(batched.get_frame(n)[0]).astype(int) for n in range(11, -1, -1)}
+        runs_backwards = engine.network_runs  # frames run by the network so far
+        threaded = [np.asarray(frame[0]).astype(int)
+                    for frame in vsrmbg.mask(clip, batch_size=4, refine_radius=2, **keywords).frames(prefetch=8)]
+        single = vsrmbg.mask(clip, batch_size=1, **keywords)
+        alone = [np.asarray(single.get_frame(n)[0]).astype(int) for n in range(12)]
+        print(max(int(np.abs(backwards[n] - alone[n]).max()) for n in range(12)),
+              max(int(np.abs(threaded[n] - alone[n]).max()) for n in range(12)), runs_backwards)
+    """, tmp_path, checkpoints["safetensors"])
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    backwards, threaded, runs = map(int, done.stdout.split())
+    assert backwards <= 1 and threaded <= 1
+    assert runs == 12  # 3 calls of 4: no frame ran twice

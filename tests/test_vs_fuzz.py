@@ -47,8 +47,8 @@ ENGINES: tuple[dict[str, Any], ...] = (
     {"model_size": 32, "dtype": "bfloat16", "batch_size": 4},
     {"model_size": 32, "runtime": "onnxruntime", "batch_size": 2, "dtype": "float32"},
 )
-#: zimg's matrix names that convert YUV to RGB by themselves
-MATRICES = ("709", "170m", "470bg", "240m", "fcc", "ycgco", "2020ncl")
+#: matrix= values that convert YUV to RGB by themselves: zimg's names, H.273 codes and vstools' spellings
+MATRICES = ("709", "170m", "470bg", "240m", "fcc", "ycgco", "2020ncl", 1, 5, 9, "bt709", "BT2020_NCL", "st170_m")
 #: zimg's other matrix names: they need more colorimetry than a clip without frame properties has
 PARTIAL_MATRICES = ("rgb", "unspec", "2020cl", "chromacl", "chromancl", "ictcp")
 #: the arguments a faulty case gets wrong (the options twice as often: they have the most values to try)
@@ -99,8 +99,9 @@ class ClipSpec:
 
 @dataclass(frozen=True)
 class Case:
-    """One call: ``function`` (mask or rmbg) on ``clip``; ``model`` passed positionally, by keyword or not at
-    all (None); ``matrix`` when passed; ``options`` the further keywords."""
+    """One call: ``function`` (mask or rmbg) on ``clip``; ``model`` passed positionally (a fault: that place is
+    vs-jetpack's ref clip's), by keyword or not at all (None); ``matrix`` when passed; ``options`` the further
+    keywords."""
 
     function: str
     clip: ClipSpec
@@ -114,6 +115,8 @@ class Case:
         """What a refusal of this call may name: one entry per fault (none: the call must work)."""
         drawn = [self.clip.fault, self.matrix.fault if self.matrix else "", self.model.fault if self.model else "model",
                  *(arg.fault for arg in self.options.values())]
+        if self.model is not None and not self.model_by_keyword:  # by position it takes jetpack's ref clip's place
+            drawn.append("ref clip")
         runtime = self.options.get("runtime", Arg("auto")).value
         if runtime == "onnxruntime" and self.options.get("dtype", Arg("auto")).value in ("float16", "bfloat16"):
             drawn.append("runtime='onnxruntime'")
@@ -230,8 +233,10 @@ def fuzz_cases(draw: st.DrawFn, valid_model: str, model_faults: dict[str, list[A
     if "unknown option" in faulty:
         name = draw(st.sampled_from(("colour", "model-size", "modelsize", "Matrix", "radius", "", "_alpha")))
         options[name] = Arg(draw(st.integers(0, 3)), "unknown option")
+    # by position, the model takes the place of vs-jetpack's ref clip: a fault, drawn with the model's faults
+    by_keyword = draw(st.booleans()) if "model" in faulty else True
     return Case(draw(st.sampled_from(("mask", "rmbg"))), clip, draw(models("model" in faulty, valid_model)),
-                draw(st.booleans()), draw(matrices("matrix" in faulty, clip)), options)
+                by_keyword, draw(matrices("matrix" in faulty, clip)), options)
 
 
 def make_scraps(folder: Path) -> None:
