@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .digests import sha256_of
 from .errors import Mention, OptionError, system_reason
 from .transforms import network_input, view
 
@@ -70,7 +71,7 @@ def int8_graph(float_graph: Path, shape: tuple[int, int, int, int]) -> Path:
         with tempfile.TemporaryDirectory(prefix="partial-", dir=path.parent) as partial:
             built = Path(partial) / path.name
             _quantize(float_graph, built, shape)
-            (Path(partial) / check.name).write_text(_sha256(built) + "\n")
+            (Path(partial) / check.name).write_text(sha256_of(built) + "\n")
             os.replace(built, path)
             os.replace(Path(partial) / check.name, check)  # last: the graph is complete
     except OSError as error:
@@ -87,17 +88,9 @@ def _damage(path: Path, check: Path) -> str | None:
         return "its sha256 file is missing"
     if not path.is_file():
         return "the graph is missing"
-    if _sha256(path) != check.read_text().strip():
+    if sha256_of(path) != check.read_text().strip():
         return "its sha256 does not match"
     return None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _batches(shape: tuple[int, int, int, int]) -> Iterator[dict[str, np.ndarray]]:

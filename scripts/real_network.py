@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rmbg_filter.digests import sha256_of
+
 PACKAGE = "@imgly/background-removal-data@1.4.5"
 PACKAGE_SHA256 = "ca7789abb39370727c9a098310b53bce41518d200000423c7107f8c01bbce946"
 #: model name -> (resource in resources.json, size in bytes, sha256 of the reassembled file)
@@ -48,14 +50,6 @@ def cache_folder() -> Path:
         return Path(os.environ["RMBG_ISNET_CACHE"])
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "rmbg-filter" / "imgly-background-removal-data-1.4.5"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def isnet_onnx(name: str = "medium") -> Path:

@@ -14,6 +14,7 @@ import pytest
 from real_network import photo
 
 from rmbg_filter import int8_graph, load
+from rmbg_filter.digests import sha256_of
 from rmbg_filter.int8_graph import CALIBRATION
 
 pytest.importorskip("onnxruntime", reason="the int8 mode needs rmbg-filter[onnx]")
@@ -63,7 +64,7 @@ def test_the_int8_graph_is_built_once_and_rebuilt_when_damaged(
     (built,) = int8_records(caplog)
     assert built.startswith("rmbg-filter: building the int8 network for these weights at 64x64, once")
     (graph,) = tmp_path.glob("*/matte-int8-*.onnx")
-    assert graph.with_suffix(".sha256").read_text().strip() == int8_graph._sha256(graph)
+    assert graph.with_suffix(".sha256").read_text().strip() == sha256_of(graph)
 
     caplog.clear()
     with caplog.at_level(logging.WARNING, "rmbg_filter"):
