@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["KEYWORDS", "InputError", "Mention", "ModelLoadError", "OptionError", "OptionNotice", "ProcessingError",
-           "Spelling", "first_line", "one_line", "system_reason"]
+__all__ = ["KEYWORDS", "InputError", "Mention", "ModelLoadError", "ModelNotFoundError", "OptionError", "OptionNotice",
+           "ProcessingError", "Spelling", "first_line", "one_line", "system_reason"]
 
 
 def one_line(text: str) -> str:
@@ -127,6 +127,10 @@ class ModelLoadError(OptionError):
 
     def __init__(self, *parts: str | Mention) -> None:
         super().__init__("model", *parts)
+
+
+class ModelNotFoundError(ModelLoadError):
+    """No file, directory or Hub repo goes by the ``model`` given (hosts with a "not found" error code use it)."""
 
 
 def first_line(error: BaseException) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import Mention, ModelLoadError, first_line
+from .errors import Mention, ModelLoadError, ModelNotFoundError, first_line
 from .network import BriaRMBG, RMBGConfig, meta_network
 from .options import MODEL_ENV
 
@@ -55,7 +55,8 @@ def resolve_model(model: str | os.PathLike[str] | None) -> str | Path:
     exists = _exists(path)
     if isinstance(model, os.PathLike) or exists or looks_local or not _REPO_ID.match(text):
         if not exists:
-            raise ModelLoadError(f"model not found: {text} is neither a file, a directory nor a Hub repo id; ", *_HOW)
+            raise ModelNotFoundError(f"model not found: {text} is neither a file, a directory nor a Hub repo id; ",
+                                     *_HOW)
         return path
     return text
 

@@ -412,3 +412,39 @@ def test_frames_too_large_for_memory_are_refused_at_negotiation(tmp_path: Path, 
     assert re.search(r"rmbg: frames of 16384x10922 need about 367\.3 GiB of memory, more than the [\d.]+ GiB "
                      r"available; scale them down, or lower the batch-size property or the temporal-radius property",
                      done.stdout + done.stderr)
+
+
+ERROR_CODES_SCRIPT = """
+import gi
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst
+Gst.init(None)
+caps = "video/x-raw,format=RGB,width=8,height=6,framerate=25/1"
+for element in ("rmbg model-size=64", "rmbg model=missing/model.safetensors"):
+    pipeline = Gst.parse_launch(f"appsrc name=source format=time caps={caps} ! {element} ! fakesink")
+    pipeline.set_state(Gst.State.PLAYING)
+    short = Gst.Buffer.new_wrapped(bytes(10))  # 8x6 RGB needs 6 rows of 24 bytes
+    short.pts, short.duration = 0, Gst.SECOND // 25
+    pipeline.get_by_name("source").emit("push-buffer", short)
+    pipeline.get_by_name("source").emit("end-of-stream")
+    message = pipeline.get_bus().timed_pop_filtered(120 * Gst.SECOND, Gst.MessageType.ERROR | Gst.MessageType.EOS)
+    error = message.parse_error()[0] if message.type == Gst.MessageType.ERROR else None
+    print(error.domain if error else "eos", error.code if error else "", error.message if error else "", sep="|")
+    pipeline.set_state(Gst.State.NULL)
+"""
+
+
+def test_a_short_buffer_and_a_missing_model_are_element_errors_with_their_codes(tmp_path: Path,
+                                                                                 gst_env: dict[str, str]) -> None:
+    """A buffer smaller than its caps is a STREAM/FORMAT error in one line (it was a Python traceback and a
+    silently dropped frame); a model that is not there is RESOURCE/NOT_FOUND, as filesrc says of a missing file."""
+    done = subprocess.run(["/usr/bin/python3", "-c", ERROR_CODES_SCRIPT], env=gst_env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    short, missing = (line.split("|") for line in done.stdout.strip().splitlines())
+    assert short == ["gst-stream-error-quark", "11",  # GST_STREAM_ERROR_FORMAT
+                     "rmbg: a buffer of 10 bytes is smaller than a 8x6 RGB frame of its caps (144 bytes); check the "
+                     "element before rmbg"]
+    assert missing[:2] == ["gst-resource-error-quark", "3"]  # GST_RESOURCE_ERROR_NOT_FOUND
+    assert missing[2].startswith("rmbg: model not found: missing/model.safetensors")

@@ -16,7 +16,7 @@ from gi.repository import GLib, GObject, Gst, GstVideo
 
 from .caps import OUT_FORMAT, RGB_ORDER, answer_caps, any_format, derived_caps, output_template, raw_caps
 from .core import IMPORT_ERROR
-from .frames import Frame, rgb_pixels
+from .frames import Frame, ShortBuffer, rgb_pixels
 from .latency import LatencyMixin
 from .properties import gobject_properties
 from .qos import QosMixin
@@ -24,7 +24,7 @@ from .worker import QUEUE_DEPTH, WorkerMixin
 
 if IMPORT_ERROR is None:  # torch waits for the first start
     from rmbg_filter.compositing import parse_output, read_rgb
-    from rmbg_filter.errors import InputError, OptionError, first_line
+    from rmbg_filter.errors import InputError, ModelNotFoundError, OptionError, first_line
     from rmbg_filter.options import ModelOptions, QualityOptions, all_specs, split_keywords
 
     from .properties import PROPERTIES
@@ -123,9 +123,9 @@ class RmbgFilter(Gst.Element, WorkerMixin, QosMixin, LatencyMixin):
                 self._remover = engine.shared_engine(options)
                 self._loaded_with, self._quality = options, quality
                 self._batch_seconds = self._time_one_batch()
-        except OptionError as error:
-            self._error(Gst.resource_error_quark(), Gst.ResourceError.SETTINGS,
-                        f"rmbg: {error.worded(PROPERTIES)}", repr(error))
+        except OptionError as error:  # a model that is not there is NOT_FOUND, as filesrc says of a missing file
+            code = Gst.ResourceError.NOT_FOUND if isinstance(error, ModelNotFoundError) else Gst.ResourceError.SETTINGS
+            self._error(Gst.resource_error_quark(), code, f"rmbg: {error.worded(PROPERTIES)}", repr(error))
             return False
         except InputError as error:
             self._error(Gst.resource_error_quark(), Gst.ResourceError.SETTINGS, f"rmbg: {error}", repr(error))
@@ -143,7 +143,12 @@ class RmbgFilter(Gst.Element, WorkerMixin, QosMixin, LatencyMixin):
             self._error(Gst.core_error_quark(), Gst.CoreError.NEGOTIATION, "rmbg: a buffer came before its caps", "")
             return Gst.FlowReturn.NOT_NEGOTIATED
         late = self._is_late(buffer.pts)
-        frame = Frame(rgb_pixels(buffer, self._in_info), buffer.pts, buffer.dts, buffer.duration, buffer.offset,
+        try:
+            pixels = rgb_pixels(buffer, self._in_info)
+        except ShortBuffer as error:  # upstream's fault: one element error, not a traceback
+            self._error(Gst.stream_error_quark(), Gst.StreamError.FORMAT, f"rmbg: {error}", "")
+            return Gst.FlowReturn.ERROR
+        frame = Frame(pixels, buffer.pts, buffer.dts, buffer.duration, buffer.offset,
                       buffer.has_flags(Gst.BufferFlags.DISCONT), late)
         flow = self._enqueue(frame, counted=not late)
         if flow == Gst.FlowReturn.OK and not late:

@@ -27,11 +27,19 @@ class Frame:
     late: bool
 
 
+class ShortBuffer(ValueError):
+    """A buffer holds fewer bytes than a frame of its caps; the message is one line for the bus."""
+
+
 def rgb_pixels(buffer: Gst.Buffer, info: GstVideo.VideoInfo) -> np.ndarray:
     """The buffer's picture as (H,W,3) uint8 RGB, honouring the row stride of ``info``, its negotiated caps
-    (one of the formats of ``RGB_ORDER``)."""
+    (one of the formats of ``RGB_ORDER``); ShortBuffer when it holds less than a frame."""
     channels = info.finfo.pixel_stride[0]
     order = list(RGB_ORDER[info.finfo.name])
+    needed = info.offset[0] + info.stride[0] * info.height
+    if buffer.get_size() < needed:
+        raise ShortBuffer(f"a buffer of {buffer.get_size()} bytes is smaller than a {info.width}x{info.height} "
+                          f"{info.finfo.name} frame of its caps ({needed} bytes); check the element before rmbg")
     with buffer.map(Gst.MapFlags.READ) as mapped:
         rows = np.frombuffer(mapped.data, np.uint8, count=info.stride[0] * info.height, offset=info.offset[0])
         pixels = rows.reshape(info.height, info.stride[0])[:, :info.width * channels]
@@ -51,4 +59,4 @@ def output_buffer(frame: Frame, picture: np.ndarray, stride: int) -> Gst.Buffer:
     return buffer
 
 
-__all__ = ["Frame", "output_buffer", "rgb_pixels"]
+__all__ = ["Frame", "ShortBuffer", "output_buffer", "rgb_pixels"]
