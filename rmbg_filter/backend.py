@@ -124,14 +124,13 @@ def fast_path(device_type: str, features: cpu_features.CpuFeatures | None, runti
     """
     if device_type != "cpu":
         return "float16", "torch" if runtime == "auto" else runtime
+    bf16_runtime = runtime if runtime != "auto" else "openvino" if openvino else "torch"
     native = features is not None and bool(features.native_bf16)
-    if native and runtime == "torch" and cpu_features.torch_bf16_supported() is False:
-        native = False
-    if native and runtime in ("auto", "openvino", "torch"):
-        return "bfloat16", runtime if runtime != "auto" else "openvino" if openvino else "torch"
-    if runtime == "auto":
-        return "float32", "onnxruntime" if onnx else "torch"
-    return "float32", runtime
+    if native and bf16_runtime == "torch":  # torch's own oneDNN must agree ("auto" without OpenVINO is torch too)
+        native = cpu_features.torch_bf16_supported() is not False
+    if native and bf16_runtime in ("openvino", "torch"):
+        return "bfloat16", bf16_runtime
+    return "float32", runtime if runtime != "auto" else "onnxruntime" if onnx else "torch"
 
 
 def _device(device: str) -> torch.device:
@@ -176,9 +175,8 @@ def _int8_runtime(device: torch.device, runtime: str) -> str:
     if not onnx_runtime.available():
         raise OptionError("dtype", Mention("dtype", "int8"), " needs ONNX Runtime's quantizer: pip install "
                           "'rmbg-filter[onnx]'")
-    if runtime == "openvino" and not openvino_runtime.available():
-        raise OptionError("runtime", Mention("runtime", "openvino"), " needs OpenVINO: pip install "
-                          "'rmbg-filter[openvino]'; or use ", Mention("runtime", "onnxruntime"))
+    if runtime == "openvino":
+        _check_installed("openvino", instead="onnxruntime")
     if runtime == "auto":
         return "openvino" if openvino_runtime.available() else "onnxruntime"
     return runtime
@@ -186,7 +184,9 @@ def _int8_runtime(device: torch.device, runtime: str) -> str:
 
 #: the runtimes that run the exported graph on the CPU -> the float dtypes each runs
 _GRAPH_RUNTIMES = {"onnxruntime": (torch.float32,), "openvino": (torch.float32, torch.bfloat16)}
-_EXTRAS = {"onnxruntime": ("ONNX Runtime", "onnx"), "openvino": ("OpenVINO", "openvino")}
+#: those runtimes -> their module here, their name and the extra that installs them
+_GRAPH_RUNTIME_PACKAGES = {"onnxruntime": (onnx_runtime, "ONNX Runtime", "onnx"),
+                           "openvino": (openvino_runtime, "OpenVINO", "openvino")}
 
 
 def _check_graph_runtime(runtime: str, device: torch.device, dtype: torch.dtype) -> None:
@@ -197,7 +197,13 @@ def _check_graph_runtime(runtime: str, device: torch.device, dtype: torch.dtype)
         dtypes = ", ".join(words) + " or int8"
         raise OptionError("runtime", Mention("runtime", runtime), f" runs {dtypes} on the CPU, not "
                           f"{str(dtype).removeprefix('torch.')} on {device.type}; use ", Mention("runtime", "torch"))
-    name, extra = _EXTRAS[runtime]
-    if not (onnx_runtime if runtime == "onnxruntime" else openvino_runtime).available():
+    _check_installed(runtime, instead="torch")
+
+
+def _check_installed(runtime: str, *, instead: str) -> None:
+    """An OptionError naming ``runtime`` (onnxruntime or openvino) and its extra when it is not installed; it
+    suggests the runtime ``instead``."""
+    module, name, extra = _GRAPH_RUNTIME_PACKAGES[runtime]
+    if not module.available():
         raise OptionError("runtime", Mention("runtime", runtime), f" needs {name}: pip install "
-                          f"'rmbg-filter[{extra}]'; or use ", Mention("runtime", "torch"))
+                          f"'rmbg-filter[{extra}]'; or use ", Mention("runtime", instead))

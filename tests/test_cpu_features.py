@@ -310,6 +310,7 @@ def test_fast_trusts_torchs_no_and_unknown_flags(host: pytest.MonkeyPatch) -> No
     assert fast_path("cpu", None) == ("float32", "onnxruntime")  # flags not known (not Linux): the exact path
     host.setattr(cpu_features, "torch_bf16_supported", lambda: False)
     assert fast_path("cpu", ZEN4_FEATURES, "torch") == ("float32", "torch")
+    assert fast_path("cpu", ZEN4_FEATURES, "auto", True, False) == ("float32", "onnxruntime")  # auto is torch here
     assert fast_path("cpu", ZEN4_FEATURES, "auto", True, True) == ("bfloat16", "openvino")  # not torch's oneDNN
 
 
