@@ -240,7 +240,8 @@ def load(
     "float32", "float16", "bfloat16" (on a CPU without avx512_bf16 or AMX, emulated and several
     times slower than float32: one warning is logged) or "int8" (ONNX Runtime on the CPU; the
     quantized graph is built once, in a minute or more, and cached). ``runtime``: "auto" (ONNX Runtime for
-    float32 and int8 on the CPU when installed, else torch), "torch" or "onnxruntime". ``model_size``: the side of the
+    float32 on the CPU when installed; OpenVINO for int8 and fast's bfloat16 when installed; else torch),
+    "torch", "onnxruntime" or "openvino". ``model_size``: the side of the
     square input, default 1024 as the model was trained. ``compile``: run the
     torch network (``runtime`` "auto" becomes "torch") through ``torch.compile``, CUDA graphs
     on CUDA; the first batch pays the compile (over a minute on 2 CPU cores; seconds in a

@@ -17,9 +17,10 @@ import numpy as np
 import torch
 
 from .errors import Mention, OptionError, system_reason
+from .int8_graph import int8_graph
 from .network import BriaRMBG
 
-__all__ = ["cache_folder", "export_matte", "padded"]
+__all__ = ["cache_folder", "export_matte", "graph_to_run", "padded"]
 
 
 def cache_folder() -> Path:
@@ -82,3 +83,11 @@ def padded(pixel_values: torch.Tensor, batch_size: int) -> np.ndarray:
     pixels = np.zeros((batch_size, *pixel_values.shape[1:]), np.float32)
     pixels[:pixel_values.shape[0]] = pixel_values.float().numpy()
     return pixels
+
+
+def graph_to_run(network: BriaRMBG, model_size: tuple[int, int], batch_size: int, *, int8: bool = False) -> Path:
+    """The graph ONNX Runtime or OpenVINO runs for ``network`` (taken as float32) on batches of ``batch_size`` at
+    ``model_size``: its export, or with ``int8`` that export quantized (``int8_graph``); both cached."""
+    shape = (batch_size, 3, *model_size)
+    path = export_matte(network.float().eval(), shape)
+    return int8_graph(path, shape) if int8 else path

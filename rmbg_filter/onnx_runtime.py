@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from .int8_graph import int8_graph
 from .network import BriaRMBG
-from .onnx_export import export_matte, padded
+from .onnx_export import graph_to_run, padded
 
 __all__ = ["OnnxMatte", "available"]
 
@@ -36,10 +35,7 @@ class OnnxMatte:
         import onnxruntime
 
         self.batch_size = batch_size
-        shape = (batch_size, 3, *model_size)
-        path = export_matte(network.float().eval(), shape)
-        if int8:
-            path = int8_graph(path, shape)
+        path = graph_to_run(network, model_size, batch_size, int8=int8)
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         # the process's CPU share, as torch sees it (OMP_NUM_THREADS, torch.set_num_threads): ONNX Runtime

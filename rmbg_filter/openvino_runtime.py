@@ -17,9 +17,8 @@ import numpy as np
 import torch
 
 from .errors import Mention, OptionError, first_line
-from .int8_graph import int8_graph
 from .network import BriaRMBG
-from .onnx_export import export_matte, padded
+from .onnx_export import graph_to_run, padded
 
 __all__ = ["OpenVinoMatte", "available"]
 
@@ -46,10 +45,7 @@ class OpenVinoMatte:
         import openvino
 
         self.batch_size = batch_size
-        shape = (batch_size, 3, *model_size)
-        path = export_matte(network.float().eval(), shape)
-        if precision == "int8":
-            path = int8_graph(path, shape)
+        path = graph_to_run(network, model_size, batch_size, int8=precision == "int8")
         core = openvino.Core()
         # the process's CPU share, as torch sees it (as ONNX Runtime's: see onnx_runtime)
         config = {"INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY",

@@ -83,7 +83,6 @@ def mask(clip: vs.VideoNode, ref: vs.VideoNode | None = None, *, model: str | No
     return _in_depth(clip, _alpha8("vsrmbg.mask", clip, model, matrix, options)[0])
 
 
-
 def rmbg(clip: vs.VideoNode, ref: vs.VideoNode | None = None, *, model: str | None = None,
          matrix: MatrixLike = "709", **options: Any) -> vs.VideoNode:
     """``clip`` with its alpha attached to every frame as ``_Alpha``.
@@ -149,13 +148,7 @@ def _alpha8(function: str, clip: Any, model: str | None, matrix: MatrixLike, opt
     views = vs.core.std.ModifyFrame(views, [views, rgb], view_frame)
     blank = vs.core.std.BlankClip(views, format=vs.GRAYS, keep=True)
 
-    if remover.batch_size == 1:
-        def matte_frame(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-            return _filled(f[0], remover.mattes(_tensor(f[1]).to(device))[0])
-
-        mattes = vs.core.std.ModifyFrame(blank, [blank, views], matte_frame)
-    else:
-        mattes = _grouped_mattes(blank, views, remover.mattes, remover.batch_size, device)
+    mattes = _grouped_mattes(blank, views, remover.mattes, remover.batch_size, device)
     if quality.reuse_threshold:
         mattes = _reusing(mattes, views, quality.reuse_threshold)
     radius, length = quality.temporal_radius, clip.num_frames
@@ -187,7 +180,8 @@ def _alpha8(function: str, clip: Any, model: str | None, matrix: MatrixLike, opt
 
 def _grouped_mattes(blank: vs.VideoNode, views: vs.VideoNode, mattes: Callable[[torch.Tensor], torch.Tensor],
                     group: int, device: torch.device) -> vs.VideoNode:
-    """The network's outputs (``blank``'s GRAYS clip) of ``views``, run ``group`` frames a call.
+    """The network's outputs (``blank``'s GRAYS clip) of ``views``, run ``group`` frames a call (one frame a call,
+    with nothing kept, for ``group`` 1).
 
     VapourSynth calls a Python filter for one frame at a time, so frames asked for together cannot
     meet in one call; instead frame n's call runs the frames of its group (n - n % group and the
