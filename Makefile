@@ -21,7 +21,7 @@ PYTHON_VS     ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python
 endif
 VS_PY         := $(VS_VENV)/bin/python
 
-.PHONY: setup test demo bench quality gst-qos batch-bench fuzz soak lint clean
+.PHONY: setup test demo docs docs-serve pictures bench quality gst-qos batch-bench fuzz soak lint clean
 
 setup: $(VENV)/.installed $(VS_VENV)/.installed-vs
 
@@ -52,7 +52,7 @@ $(VS_VENV)/.installed-vs: $(VENV)/.installed
 # workers (they share the cores: conftest.py); each run ends with its 10 slowest tests, and both always run
 TEST_WORKERS ?= 2
 test: setup
-	$(PY) -m ruff check rmbg_filter plugins tests scripts
+	$(PY) -m ruff check rmbg_filter plugins tests scripts conftest.py
 	status=0; export RMBG_VS_PYTHON=$(abspath $(VS_PY)); \
 	$(PY) -m pytest -q -m serial --durations=10 || status=$$?; \
 	$(PY) -m pytest -q -m "not serial" -n $(TEST_WORKERS) --dist loadgroup --durations=10 || status=$$?; \
@@ -66,6 +66,18 @@ demo: setup
 	$(VENV)/bin/rmbg-filter video demo/sample.mp4 demo/sample_cutout.mov --preview demo/sample_preview.png \
 		--overwrite --model "$$model"
 	@cat demo/MODEL.txt
+
+# the documentation site (MkDocs Material) into site/; its references are generated from the code at build time
+docs: setup
+	RMBG_VS_PYTHON=$(abspath $(VS_PY)) NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+docs-serve: setup
+	RMBG_VS_PYTHON=$(abspath $(VS_PY)) NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
+
+# the docs' pictures (docs/images: preview sheet, flicker, edge and spill crops, and the machine they were made on)
+# from real photos and the real network; make bench rebuilds the speed/quality plot
+pictures: setup $(VENV)/.installed-bench
+	$(PY) scripts/doc_pictures.py
 
 # the modes against the seed's loop, then every CPU mode per CPU class (the host's and those it can emulate) with its
 # error on real photos, and the speed knobs against quality with their plot (docs/images/speed_quality.png)
@@ -106,7 +118,7 @@ soak: setup
 	$(PY) scripts/soak.py
 
 lint: setup
-	$(PY) -m ruff check rmbg_filter plugins tests scripts
+	$(PY) -m ruff check rmbg_filter plugins tests scripts conftest.py
 
 clean:
-	rm -rf $(VENV) $(VS_VENV) demo .pytest_cache .ruff_cache .hypothesis fuzz.log *.egg-info
+	rm -rf $(VENV) $(VS_VENV) demo site .pytest_cache .ruff_cache .hypothesis fuzz.log *.egg-info

@@ -1,4 +1,6 @@
-"""Shared fixtures: the deterministic checkpoint saved in every layout the loader reads."""
+"""The whole suite's conftest: shared fixtures (the deterministic checkpoint saved in every layout the loader
+reads, the real IS-Net), how the workers share the cores, and Sybil, which collects the README's and the docs'
+shell and Python examples as tests (tests/doc_examples.py says how each runs)."""
 
 from __future__ import annotations
 
@@ -9,15 +11,21 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-import pytest
-import torch
-from recipe import FIXTURES, PUBLISHED_CONFIG, recipe_state_dict
-from safetensors.torch import save_file
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT / "tests"))  # the tests' helpers: recipe, cli_helpers, doc_examples
+sys.path.append(str(ROOT / "scripts"))  # real_network: the IS-Net fetcher
 
-from rmbg_filter import BriaRMBG, RMBGConfig
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from doc_examples import DocFolder, doc_examples, group_examples, make_folder  # noqa: E402
+from recipe import FIXTURES, PUBLISHED_CONFIG, recipe_state_dict  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
 
-sys.path.append(str(Path(__file__).resolve().parent.parent / "scripts"))  # real_network: the IS-Net fetcher
+from rmbg_filter import BriaRMBG, RMBGConfig  # noqa: E402
+
+#: Sybil: every ```sh and ```python block of the README and the docs is a test
+pytest_collect_file = doc_examples().pytest()
 
 # ONNX exports made by the tests (and the CLI runs they start) go to a fresh folder, not ~/.cache. The process
 # that loads this file first makes the folder: with pytest-xdist that is the controller, whose environment the
@@ -47,10 +55,13 @@ LONG_FIRST = ("test_gpu_check.py", "test_compiled.py", "test_batch_ray.py", "tes
               "test_quality_options.py")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Move the tests of LONG_FIRST's files to the front, in its order; the rest keep pytest's order."""
+    """Move the tests of LONG_FIRST's files to the front, in its order; the rest keep pytest's order. Each page's
+    examples share a pytest-xdist group (tests/doc_examples.py)."""
     rank = {name: index for index, name in enumerate(LONG_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FIRST)))
+    group_examples(items)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -135,3 +146,9 @@ def onnx_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
         torch.onnx.export(network.eval(), (torch.zeros(1, 3, 64, 64),), str(path), dynamo=False, opset_version=17,
                           input_names=["input"])
     return path
+
+
+@pytest.fixture
+def doc_folder(tmp_path: Path, checkpoints: dict[str, Path], isnet_medium: Path) -> DocFolder:
+    """A fresh folder for one of the docs' examples, with its inputs and environment (tests/doc_examples.py)."""
+    return make_folder(tmp_path, checkpoints, isnet_medium)
