@@ -10,7 +10,9 @@ What runs, per fenced block of README.md and docs/**/*.md:
 - ```` ```python ````: one example, run by this Python in such a folder, status 0.
 - ```` ```LANG NAME.EXT ```` (e.g. ```` ```python cutout.vpy ````): a named file, written into every example's
   folder of that page; ```` ```text ```` and other blocks are not run.
-- ``<!-- skip: next -->`` before a block (Sybil's skip directive) leaves it out, e.g. ``make test`` itself.
+- ``<!-- skip: next "why" -->`` before a block (Sybil's skip directive) leaves it out, e.g. ``make test`` itself;
+  ``<!-- skip: next if(not cuda, reason="needs a CUDA GPU") -->`` runs it where a CUDA GPU is (``cuda`` is in
+  every page's namespace).
 
 A page's examples run in order in one pytest-xdist worker (its own group, as Sybil evaluates a page in order: a
 skip directive and the example it skips must meet); a page with an example that starts a Ray cluster joins the
@@ -116,10 +118,18 @@ def run_python(example: Example) -> str | None:
     return None
 
 
+def _namespace(namespace: dict) -> None:
+    """What a page's skip conditions may name: ``cuda``, whether a CUDA GPU is here."""
+    import torch
+
+    namespace["cuda"] = torch.cuda.is_available()
+
+
 def doc_examples() -> Sybil:
     """The Sybil that collects README.md's and docs/'s examples."""
     return Sybil(parsers=[CodeBlockParser("sh", run_shell), CodeBlockParser("python", run_python), SkipParser()],
-                 path=str(ROOT), patterns=list(DOC_PATTERNS), excludes=list(NOT_DOCS), fixtures=["doc_folder"])
+                 setup=_namespace, path=str(ROOT), patterns=list(DOC_PATTERNS), excludes=list(NOT_DOCS),
+                 fixtures=["doc_folder"])
 
 
 def group_examples(items: list[pytest.Item]) -> None:
