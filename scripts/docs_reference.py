@@ -52,7 +52,8 @@ def _values(spec: OptionSpec) -> str:
     if spec.type is bool:
         return "on or off"
     if spec.minimum is not None:
-        return f"{spec.minimum:g} to {spec.maximum:g}"
+        step = f", a multiple of {spec.multiple}" if spec.multiple else ""
+        return f"{spec.minimum:g} to {spec.maximum:g}{step}"
     return spec.type.__name__
 
 

@@ -153,6 +153,7 @@ def test_load_refuses_bad_options_before_reading_the_model(tmp_path: Path) -> No
     for keywords, option, message in [
         ({"batch_size": 0}, "batch_size", "batch_size= must be from 1 to 256, got 0"),
         ({"model_size": 16}, "model_size", "model_size= must be from 32 to 4096, got 16"),
+        ({"model_size": 321}, "model_size", "model_size= must be a multiple of 32, got 321; use 320 or 352"),
         ({"model_size": (64, 64)}, "model_size", "model_size= must be an int, got (64, 64)"),
         ({"dtype": "int4"}, "dtype", "dtype= must be one of auto, fast, float32, float16, bfloat16, int8, got 'int4'"),
         ({"runtime": "tvm"}, "runtime", "runtime= must be one of auto, torch, onnxruntime, openvino, got 'tvm'"),

@@ -191,6 +191,8 @@ MATRICES = ("1 (709/bt709), 4 (fcc), 5 (470bg/bt470bg/bt470_bg/bt601), 6 (170m/s
      "vsrmbg.rmbg: clip must be a vapoursynth.VideoNode, got str"),
     ("vsrmbg.rmbg(core.std.BlankClip(format=vs.RGB24), model=MODEL, model_size=8)",
      "vsrmbg.rmbg: model_size= must be from 32 to 4096, got 8"),
+    ("vsrmbg.mask(core.std.BlankClip(format=vs.RGB24), model=MODEL, model_size=321)",
+     "vsrmbg.mask: model_size= must be a multiple of 32, got 321; use 320 or 352"),
     ("vsrmbg.mask(core.std.BlankClip(format=vs.YUV420P8), model=MODEL, matrix='')",
      "vsrmbg.mask: matrix= must be a YUV matrix as vstools' MatrixLike: one of " + MATRICES + ", got ''"),
     ("vsrmbg.mask(core.std.BlankClip(format=vs.YUV420P8), model=MODEL, matrix='rgb')",
@@ -230,6 +232,26 @@ def test_vspipe_reports_a_missing_model_and_fails(tmp_path: Path, checkpoints) -
     assert done.returncode != 0
     assert b"vsrmbg.mask: " in done.stderr and b"missing/model.safetensors" in done.stderr
     assert done.stdout == b""
+
+
+@pytest.mark.parametrize(("code", "why"), [(77, "not an H.273 code"), (0, "RGB's, on a YUV clip"),
+                                         (10, "BT.2020 constant luminance, which needs a transfer")])
+def test_a_frames_unusable_matrix_is_named_with_the_function_frame_and_fix(code: int, why: str, tmp_path: Path,
+                                                                          checkpoints) -> None:
+    done = run_vs(f"""
+        import os
+        MODEL = os.environ["MODEL"]
+        clip = core.std.BlankClip(format=vs.YUV420P8, width=64, height=48, length=3)
+        clip = core.std.SetFrameProps(clip, _Matrix={code})
+        vsrmbg.mask(clip, model=MODEL, model_size=64).set_output()
+    """, tmp_path, checkpoints["safetensors"], vspipe=True)
+    assert done.returncode != 0
+    # VapourSynth prints a Python callback's traceback, then the error's one line
+    errors = [line for line in done.stderr.decode().splitlines() if line.startswith("vapoursynth.Error: ")]
+    assert errors == [(f"vapoursynth.Error: vsrmbg.mask: frame 0 has _Matrix={code}, which the conversion to RGB "
+                       "cannot use (usable: 1, 2, 4, 5, 6, 7, 8, 9; 2 takes matrix=); set the clip's matrix with "
+                       "std.SetFrameProps(_Matrix=...) or remove it with std.RemoveFrameProps(props='_Matrix')")], why
+    assert b"Resize error" not in done.stderr
 
 
 def test_frames_too_large_for_memory_are_refused_when_the_node_is_made(tmp_path: Path, checkpoints) -> None:

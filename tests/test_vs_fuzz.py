@@ -132,7 +132,8 @@ def valid_values(spec: OptionSpec) -> st.SearchStrategy[Any]:
     if spec.type is bool:
         return st.booleans()
     if spec.type is int:
-        return st.integers(int(spec.minimum), int(spec.maximum))
+        step = spec.multiple or 1
+        return st.integers(int(spec.minimum) // step, int(spec.maximum) // step).map(lambda k: k * step)
     if spec.type is float:
         return st.floats(spec.minimum, spec.maximum) | st.integers(math.ceil(spec.minimum), math.floor(spec.maximum))
     raise AssertionError(f"no valid values for {spec.name} of type {spec.type.__name__}")
@@ -146,6 +147,8 @@ def invalid_values(spec: OptionSpec) -> list[Any]:
         values += ["", spec.choices[0].upper(), spec.choices[0] + " ", "nonsense"]
     if spec.minimum is not None:
         values += [spec.minimum - 1, spec.maximum + 1, -(2 ** 70), 2 ** 70]
+        if spec.multiple:
+            values += [spec.minimum + 1, spec.maximum - spec.multiple // 2]
         if spec.type is float:
             values += [math.nan, math.inf, -math.inf, spec.maximum * 1.5]
     return values

@@ -301,6 +301,26 @@ def _matrix_code(matrix: Any) -> int | None:
     return None
 
 
+#: a frame's _Matrix that the conversion to RGB can use: the YUV matrices, and 2 (unspecified: matrix= is used)
+_USABLE_FRAME_MATRICES = frozenset(_YUV_MATRICES) | {2}
+
+
+def _matrix_checked(function: str, clip: vs.VideoNode) -> vs.VideoNode:
+    """``clip`` (YUV), each frame's ``_Matrix`` checked before resize reads it: a vs.Error naming ``function``,
+    the frame and the fix, where zimg would say only "Resize error 3074" (a frame's property outranks
+    ``matrix_in``). VapourSynth prints a Python callback's traceback above the message."""
+    def checked(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        code = f.props.get("_Matrix", 2)
+        if code not in _USABLE_FRAME_MATRICES:
+            usable = ", ".join(str(code) for code in sorted(_USABLE_FRAME_MATRICES))
+            raise vs.Error(f"{function}: frame {n} has _Matrix={code}, which the conversion to RGB cannot use "
+                           f"(usable: {usable}; 2 takes matrix=); set the clip's matrix with "
+                           "std.SetFrameProps(_Matrix=...) or remove it with std.RemoveFrameProps(props='_Matrix')")
+        return f
+
+    return vs.core.std.ModifyFrame(clip, clip, checked)
+
+
 def _as_rgb24(function: str, clip: Any, matrix: Any) -> vs.VideoNode:
     """Check ``clip`` and ``matrix`` and return the clip as RGB24; vs.Error naming ``function`` otherwise."""
     if not isinstance(clip, vs.VideoNode):
@@ -324,6 +344,6 @@ def _as_rgb24(function: str, clip: Any, matrix: Any) -> vs.VideoNode:
     if family == vs.RGB:
         return vs.core.resize.Point(clip, format=vs.RGB24)
     try:
-        return vs.core.resize.Bicubic(clip, format=vs.RGB24, matrix_in=code)
+        return vs.core.resize.Bicubic(_matrix_checked(function, clip), format=vs.RGB24, matrix_in=code)
     except vs.Error as error:
         raise vs.Error(f"{function}: cannot convert the clip to RGB with matrix={matrix!r}: {error}") from None
