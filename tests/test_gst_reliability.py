@@ -76,8 +76,9 @@ for line in sys.stdin:
             warnings.simplefilter("ignore")
             for name, text in request["settings"]:
                 Gst.util_set_object_arg(element, name, text)
-        reply = {"held": {spec.name: element.get_property(spec.name) for spec in element.list_properties()
-                          if spec.owner_type == element.__gtype__}}
+        held = {spec.name: element.get_property(spec.name) for spec in element.list_properties()
+                if spec.owner_type == element.__gtype__}  # the word choices are GEnums: their words
+        reply = {"held": {name: getattr(value, "value_nick", value) for name, value in held.items()}}
     else:
         pipeline.set_state(Gst.State.PLAYING)
         message = pipeline.get_bus().timed_pop_filtered(request["seconds"] * Gst.SECOND,

@@ -158,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--workers", type=int, metavar="N",
                        help="workers with --ray (default: one per GPU, else one per node)")
     _add_video_options(batch, replaced="an output this batch's manifest did not make")
+
+    commands.add_parser(
+        "gst-plugin-path", help="print the folder for GST_PLUGIN_PATH that holds the GStreamer element rmbg",
+        description="Print the folder that holds the GStreamer element rmbg (installed with this package), for "
+                    "GST_PLUGIN_PATH: export GST_PLUGIN_PATH=$(rmbg-filter gst-plugin-path)")
     for command in commands.choices.values():
         command.add_argument("-v", "--verbose", action="store_true",
                              help="say on stderr how the model runs: device, dtype, runtime and the CPU's features")
@@ -178,6 +183,13 @@ def _add_video_options(parser: argparse.ArgumentParser, replaced: str) -> None:
 
 
 def _run(args: argparse.Namespace, stdin: BinaryIO | None, stdout: BinaryIO | None) -> None:
+    if args.command == "gst-plugin-path":
+        from .gst_plugin import plugin_folder
+
+        out = stdout or sys.stdout.buffer
+        out.write(f"{plugin_folder()}\n".encode())
+        out.flush()
+        return
     options, quality = chosen_options(args)
     if args.command == "image":
         from .image import remove_background_from_image

@@ -47,6 +47,12 @@ from gi.repository import GObject, Gst  # noqa: E402
 # the element's code: the package rmbg_gst in plugins/gstreamer, not here (gst-python imports every module here)
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 from rmbg_gst import RmbgFilter  # noqa: E402
+from rmbg_gst.core import IMPORT_ERROR  # noqa: E402
+
+if IMPORT_ERROR is not None:  # said where gst-launch's "no property" error would otherwise stand alone
+    sys.stderr.write(f"rmbg: cannot import rmbg_filter ({IMPORT_ERROR}): the element is registered without its "
+                     "model and quality properties; activate the venv it is installed in (source "
+                     ".venv/bin/activate) or put it on PYTHONPATH\n")
 
 GObject.type_register(RmbgFilter)
 __gstelementfactory__ = ("rmbg", Gst.Rank.NONE, RmbgFilter)

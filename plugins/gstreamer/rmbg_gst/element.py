@@ -16,9 +16,9 @@ from gi.repository import GLib, GObject, Gst, GstVideo
 
 from .caps import OUT_FORMAT, RGB_ORDER, answer_caps, any_format, derived_caps, output_template, raw_caps
 from .core import IMPORT_ERROR
-from .frames import Frame, ShortBuffer, rgb_pixels
+from .frames import ShortBuffer, input_frame
 from .latency import LatencyMixin
-from .properties import gobject_properties
+from .properties import gobject_properties, plain
 from .qos import QosMixin
 from .worker import QUEUE_DEPTH, WorkerMixin
 
@@ -115,7 +115,7 @@ class RmbgFilter(Gst.Element, WorkerMixin, QosMixin, LatencyMixin):
             self._mode = parse_output(self._settings["output"])
             if self._mode.kind == "image":
                 read_rgb(self._mode.image)  # a missing or unreadable picture fails the start, not the stream
-            options, quality = split_keywords({spec.name: self._settings[spec.name] for spec in all_specs()}
+            options, quality = split_keywords({spec.name: plain(self._settings[spec.name]) for spec in all_specs()}
                                               | {"model": self._settings["model"] or None})
             if self._remover is None or (self._loaded_with, self._quality) != (options, quality):
                 from rmbg_filter import engine  # torch: loaded on the first start, not at registry scans
@@ -142,16 +142,13 @@ class RmbgFilter(Gst.Element, WorkerMixin, QosMixin, LatencyMixin):
         if self._in_info is None:
             self._error(Gst.core_error_quark(), Gst.CoreError.NEGOTIATION, "rmbg: a buffer came before its caps", "")
             return Gst.FlowReturn.NOT_NEGOTIATED
-        late = self._is_late(buffer.pts)
         try:
-            pixels = rgb_pixels(buffer, self._in_info)
+            frame = input_frame(buffer, self._in_info, self._is_late(buffer.pts))
         except ShortBuffer as error:  # upstream's fault: one element error, not a traceback
             self._error(Gst.stream_error_quark(), Gst.StreamError.FORMAT, f"rmbg: {error}", "")
             return Gst.FlowReturn.ERROR
-        frame = Frame(pixels, buffer.pts, buffer.dts, buffer.duration, buffer.offset,
-                      buffer.has_flags(Gst.BufferFlags.DISCONT), late)
-        flow = self._enqueue(frame, counted=not late)
-        if flow == Gst.FlowReturn.OK and not late:
+        flow = self._enqueue(frame, counted=not frame.skips_network)
+        if flow == Gst.FlowReturn.OK and not frame.skips_network:
             self._count_to_run(1)
         return flow
 

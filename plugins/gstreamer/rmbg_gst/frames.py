@@ -13,18 +13,41 @@ if IMPORT_ERROR is None:
     import numpy as np
 
 
+#: the buffer flags an output buffer does not take from its input: they describe the input's memory
+_NOT_CARRIED = Gst.BufferFlags.TAG_MEMORY
+
+
 @dataclass(frozen=True)
 class Frame:
-    """One input buffer's pixels (H,W,3) uint8 RGB, the timing its output keeps, and whether QoS found it
-    late (it then gets the last alpha, if that is of its size, instead of a network run)."""
+    """One input buffer's pixels (H,W,3) uint8 RGB; the timing, offsets and flags its output keeps; whether
+    QoS found it late (it then gets the last alpha, if that is of its size, instead of a network run); and
+    whether it is a GAP buffer (no picture: no network run, an alpha of 0)."""
 
     pixels: np.ndarray
     pts: int
     dts: int
     duration: int
     offset: int
-    discont: bool
+    offset_end: int
+    flags: int
     late: bool
+
+    @property
+    def gap(self) -> bool:
+        return bool(self.flags & Gst.BufferFlags.GAP)
+
+    @property
+    def skips_network(self) -> bool:
+        """A late frame (QoS) or a gap: it waits for no network run and holds no slot of the queue."""
+        return self.late or self.gap
+
+
+def input_frame(buffer: Gst.Buffer, info: GstVideo.VideoInfo, late: bool) -> Frame:
+    """``buffer``'s Frame: its pixels (a GAP buffer's are black: it may carry none), timing, offsets, flags."""
+    gap = buffer.has_flags(Gst.BufferFlags.GAP)
+    pixels = np.zeros((info.height, info.width, 3), np.uint8) if gap else rgb_pixels(buffer, info)
+    return Frame(pixels, buffer.pts, buffer.dts, buffer.duration, buffer.offset, buffer.offset_end,
+                 int(buffer.get_flags()) & ~int(_NOT_CARRIED), late and not gap)
 
 
 class ShortBuffer(ValueError):
@@ -53,10 +76,10 @@ def output_buffer(frame: Frame, picture: np.ndarray, stride: int) -> Gst.Buffer:
     rows = np.zeros((height, stride), np.uint8)
     rows[:, :picture[0].size] = picture.reshape(height, -1)
     buffer = Gst.Buffer.new_wrapped(rows.tobytes())
-    buffer.pts, buffer.dts, buffer.duration, buffer.offset = frame.pts, frame.dts, frame.duration, frame.offset
-    if frame.discont:
-        buffer.set_flags(Gst.BufferFlags.DISCONT)
+    buffer.pts, buffer.dts, buffer.duration = frame.pts, frame.dts, frame.duration
+    buffer.offset, buffer.offset_end = frame.offset, frame.offset_end
+    buffer.set_flags(Gst.BufferFlags(frame.flags))
     return buffer
 
 
-__all__ = ["Frame", "ShortBuffer", "output_buffer", "rgb_pixels"]
+__all__ = ["Frame", "ShortBuffer", "input_frame", "output_buffer", "rgb_pixels"]

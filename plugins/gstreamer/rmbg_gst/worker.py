@@ -14,7 +14,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gi.repository import Gst, GstVideo
 
@@ -22,9 +22,9 @@ from .core import IMPORT_ERROR
 from .frames import Frame, output_buffer
 
 if IMPORT_ERROR is None:
-    from rmbg_filter.compositing import composite, read_rgb
-if TYPE_CHECKING:
     import numpy as np
+
+    from rmbg_filter.compositing import composite, read_rgb
 
 #: frames to run and events the inbox holds before upstream waits
 QUEUE_DEPTH = 4
@@ -100,6 +100,9 @@ class WorkerMixin:
                     if item.type == Gst.EventType.EOS:
                         return
                     continue
+                if item.gap:  # no picture: it follows the frames before it, with an alpha of 0
+                    waiting.append(item)
+                    continue
                 if not item.late:
                     slots.release()
                     self._count_to_run(-1)
@@ -119,6 +122,10 @@ class WorkerMixin:
                 for item in items:
                     if isinstance(item, Gst.Event):
                         self._push_event(item)
+                        continue
+                    if item.gap:
+                        if not self._push_frame(item, np.zeros(item.pixels.shape[:2], np.uint8)):
+                            return False
                         continue
                     counts[1] += 1
                     self._post_qos(item, *counts)
