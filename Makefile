@@ -21,7 +21,7 @@ PYTHON_VS     ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python
 endif
 VS_PY         := $(VS_VENV)/bin/python
 
-.PHONY: setup test demo docs docs-serve pictures bench quality gst-qos batch-bench fuzz soak lint clean
+.PHONY: setup test demo docs docs-serve pictures bench quality gst-qos gst-yuv batch-bench fuzz soak lint clean
 
 setup: $(VENV)/.installed $(VS_VENV)/.installed-vs
 
@@ -98,6 +98,11 @@ quality: setup
 gst-qos: setup
 	GST_PLUGIN_PATH=$(abspath plugins/gstreamer) VIRTUAL_ENV=$(abspath $(VENV)) $(PYTHON_SYSTEM) scripts/gst_qos.py \
 		--model $$($(PY) -c 'import sys; sys.path.insert(0, "scripts"); from real_network import isnet_onnx; print(isnet_onnx("small"))')
+
+# I420 straight into the element against videoconvert before it, at 1080p (scripts/gst_yuv.py)
+gst-yuv: setup
+	GST_PLUGIN_PATH=$(abspath plugins/gstreamer) VIRTUAL_ENV=$(abspath $(VENV)) $(PY) scripts/gst_yuv.py \
+		--model $$($(PY) -c 'import sys; sys.path.insert(0, "scripts"); from real_network import isnet_onnx; print(isnet_onnx("medium"))')
 
 # files per minute of rmbg-filter batch: here, and on a local Ray cluster with 1 and 2 workers (about 6 minutes)
 batch-bench: setup

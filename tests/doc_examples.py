@@ -53,8 +53,9 @@ class DocFolder:
 
 
 def make_folder(path: Path, checkpoints: dict[str, Path], isnet_medium: Path) -> DocFolder:
-    """``path`` filled with the examples' inputs; the environment has RMBG_MODEL (the deterministic weights),
-    the venv's and VapourSynth's bin folders on PATH, and HOME in ``path`` (so ``~/models`` is there)."""
+    """``path`` filled with the examples' inputs; the environment is an activated venv's (VIRTUAL_ENV, its bin
+    folder on PATH, VapourSynth's too) with RMBG_MODEL (the deterministic weights) and HOME in ``path`` (so
+    ``~/models`` is there)."""
     ffmpeg = "ffmpeg -v error -f lavfi"
     subprocess.run(f"{ffmpeg} -i testsrc2=size=320x240:rate=25 -f lavfi -i sine=frequency=440 -frames:v 2 "
                    "-c:v libx264 -pix_fmt yuv420p -c:a aac -shortest input.mp4", shell=True, cwd=path, check=True)
@@ -69,7 +70,7 @@ def make_folder(path: Path, checkpoints: dict[str, Path], isnet_medium: Path) ->
     (models / "isnet-medium.onnx").symlink_to(isnet_medium)
     vs_bin = Path(os.environ.get("RMBG_VS_PYTHON", ROOT / ".venv-vs" / "bin" / "python")).parent
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}:{vs_bin}",
-           "RMBG_MODEL": str(checkpoints["pth"]), "HF_HUB_OFFLINE": "1", "HOME": str(path / "home")}
+           "VIRTUAL_ENV": sys.prefix, "RMBG_MODEL": str(checkpoints["pth"]), "HF_HUB_OFFLINE": "1", "HOME": str(path / "home")}
     return DocFolder(path, env)
 
 

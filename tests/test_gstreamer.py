@@ -607,3 +607,47 @@ def test_ffv1_without_named_caps_and_vp9_lose_the_alpha_as_the_docs_say(tmp_path
     inspected = subprocess.run(["gst-inspect-1.0", "vp9enc"], env=gst_env, capture_output=True, text=True, timeout=60)
     sink_formats = inspected.stdout.split("SINK template")[1].split("SRC template")[0]
     assert "I420" in sink_formats and not re.search(r"\bA4[24][024]|\bAYUV|RGBA|BGRA", sink_formats)
+
+
+@pytest.mark.parametrize(("fmt", "colorimetry"), [("I420", "bt601"), ("NV12", "bt709"), ("I420", "bt2020"),
+                                                  ("NV12", "jpeg")])
+def test_yuv_input_is_converted_with_its_caps_colorimetry(fmt: str, colorimetry: str, tmp_path: Path,
+                                                          gst_env: dict[str, str]) -> None:
+    """I420 and NV12 need no videoconvert before rmbg: made from a known RGB picture (odd size) with each matrix
+    and range (jpeg: BT.601, full range), the element's RGB is as close to the picture as videoconvert's own
+    conversion back (a matrix or range ignored would be far from it), and its alpha that of videoconvert's RGB."""
+    frames = np.stack([picture(49, 65), picture(49, 65)[::-1].copy()])
+    (tmp_path / "in.raw").write_bytes(to_rows(frames))
+    yuv = (f"filesrc location=in.raw ! rawvideoparse format=rgb width=65 height=49 framerate=25/1 ! videoconvert "
+           f"! video/x-raw,format={fmt},colorimetry={colorimetry}")
+    outputs = {}
+    for name, converted in (("ours", yuv), ("videoconvert", f"{yuv} ! videoconvert ! video/x-raw,format=RGB")):
+        done = launch(f"{converted} ! rmbg model-size=64 ! filesink location={name}.raw", gst_env, tmp_path)
+        assert done.returncode == 0, done.stderr
+        outputs[name] = from_rows((tmp_path / f"{name}.raw").read_bytes(), 49, 65, 4).astype(int)
+    ours, theirs = (np.abs(outputs[name][..., :3] - frames).mean() for name in ("ours", "videoconvert"))
+    assert ours <= theirs + 0.5, (ours, theirs)
+    alpha = np.abs(outputs["ours"][..., 3] - outputs["videoconvert"][..., 3])
+    assert alpha.mean() < 1.5, alpha.mean()
+
+
+def test_yuv_with_a_matrix_it_cannot_convert_is_a_format_error(tmp_path: Path, gst_env: dict[str, str]) -> None:
+    (tmp_path / "in.raw").write_bytes(bytes(64 * 48 * 3 // 2 * 2))
+    done = launch("filesrc location=in.raw ! rawvideoparse format=i420 width=64 height=48 framerate=25/1 "
+                  "colorimetry=smpte240m ! rmbg model-size=64 ! fakesink", gst_env, tmp_path)
+    assert done.returncode != 0
+    assert ("rmbg: YUV input with the colour matrix smpte240m is not taken (only BT.601, BT.709, BT.2020); put "
+            "videoconvert before rmbg") in done.stderr
+
+
+def test_the_yuv_bench_prints_its_table(tmp_path: Path, gst_env: dict[str, str], checkpoints) -> None:
+    """make gst-yuv's slice: both settings, each run in gst-launch-1.0, and the CPU's flags in the table."""
+    done = subprocess.run([sys.executable, str(SCRIPTS / "gst_yuv.py"), "--model", str(checkpoints["safetensors"]),
+                           "--size", "64x48", "--frames", "3", "--rounds", "1", "--model-size", "64"],
+                          env=gst_env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("CPU: ") and "avx2" in done.stdout.splitlines()[0]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "s/frame" not in line]
+    assert [row.split(" | ")[0] for row in rows] == ["| videoconvert ! rmbg (RGB in)", "| rmbg (I420 in)"]
+    for row in rows:  # at 64x48 the frames cost less than the runs' noise: a number, not its sign
+        float(row.split(" | ")[1])

@@ -1,7 +1,7 @@
 """Caps: the formats the element takes and makes, and the caps it derives, proxies and answers with.
 
-The element takes packed 8-bit RGB (``RGB_ORDER``) and makes RGBA, GRAY8 or RGB by the number of
-channels of its output (``OUT_FORMAT``), at any size (1 to 16384 pixels a side) and rate.
+The element takes packed 8-bit RGB (``RGB_ORDER``) and 8-bit YUV 4:2:0 (``YUV_FORMATS``), and makes RGBA, GRAY8
+or RGB by the number of channels of its output (``OUT_FORMAT``), at any size (1 to 16384 pixels a side) and rate.
 """
 
 from __future__ import annotations
@@ -18,6 +18,10 @@ if IMPORT_ERROR is None:
 #: Sink formats and the positions of R, G, B in their pixels.
 RGB_ORDER = {"RGB": (0, 1, 2), "BGR": (2, 1, 0), "RGBA": (0, 1, 2), "BGRA": (2, 1, 0),
              "RGBx": (0, 1, 2), "BGRx": (2, 1, 0)}
+#: Sink formats of 8-bit YUV 4:2:0, converted to RGB on the network's device (rmbg_filter.yuv)
+YUV_FORMATS = ("I420", "NV12")
+#: every sink format
+SINK_FORMATS = (*RGB_ORDER, *YUV_FORMATS)
 #: Output caps format by the channels of a composite (rmbg_filter.compositing.OutputMode.channels).
 OUT_FORMAT = {4: "RGBA", 1: "GRAY8", 3: "RGB"}
 
@@ -70,4 +74,5 @@ def output_template(output: str, template: Gst.Caps) -> Gst.Caps:
     return template if channels is None else raw_caps([OUT_FORMAT[channels]])
 
 
-__all__ = ["OUT_FORMAT", "RGB_ORDER", "answer_caps", "any_format", "derived_caps", "output_template", "raw_caps"]
+__all__ = ["OUT_FORMAT", "RGB_ORDER", "SINK_FORMATS", "YUV_FORMATS", "answer_caps", "any_format", "derived_caps",
+           "output_template", "raw_caps"]

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from gi.repository import GLib, GObject, Gst, GstVideo
 
-from .caps import OUT_FORMAT, RGB_ORDER, answer_caps, any_format, derived_caps, output_template, raw_caps
+from .caps import OUT_FORMAT, SINK_FORMATS, answer_caps, any_format, derived_caps, output_template, raw_caps
 from .core import IMPORT_ERROR
-from .frames import ShortBuffer, input_frame
+from .frames import ShortBuffer, UnsupportedColour, input_frame, yuv_colour
 from .latency import LatencyMixin
 from .properties import gobject_properties, plain
 from .qos import QosMixin
@@ -43,7 +43,7 @@ class RmbgFilter(Gst.Element, WorkerMixin, QosMixin, LatencyMixin):
                        "RGBA with the alpha, the alpha alone, or a composite",
                        "rmbg-filter")
     __gsttemplates__ = (
-        Gst.PadTemplate.new("sink", Gst.PadDirection.SINK, Gst.PadPresence.ALWAYS, raw_caps(RGB_ORDER)),
+        Gst.PadTemplate.new("sink", Gst.PadDirection.SINK, Gst.PadPresence.ALWAYS, raw_caps(SINK_FORMATS)),
         Gst.PadTemplate.new("src", Gst.PadDirection.SRC, Gst.PadPresence.ALWAYS, raw_caps(OUT_FORMAT.values())),
     )
     __gproperties__ = _PROPERTIES  # PyGObject takes the attribute away once it has made the properties
@@ -68,6 +68,7 @@ class RmbgFilter(Gst.Element, WorkerMixin, QosMixin, LatencyMixin):
         self._live = False
         self._reported = 0  # the latency last answered, ns
         self._in_info: GstVideo.VideoInfo | None = None
+        self._colour: Any = None  # how YUV input becomes RGB (frames.Colour), None for RGB input
         self._pushed_info: GstVideo.VideoInfo | None = None  # the worker's: caps of the buffers it pushes
         self._background: np.ndarray | None = None  # the worker's: the image: background at that size
         self._segment = Gst.Segment.new()  # the streaming thread's: the segment of the frames that come in
@@ -143,7 +144,7 @@ class RmbgFilter(Gst.Element, WorkerMixin, QosMixin, LatencyMixin):
             self._error(Gst.core_error_quark(), Gst.CoreError.NEGOTIATION, "rmbg: a buffer came before its caps", "")
             return Gst.FlowReturn.NOT_NEGOTIATED
         try:
-            frame = input_frame(buffer, self._in_info, self._is_late(buffer.pts))
+            frame = input_frame(buffer, self._in_info, self._colour, self._is_late(buffer.pts))
         except ShortBuffer as error:  # upstream's fault: one element error, not a traceback
             self._error(Gst.stream_error_quark(), Gst.StreamError.FORMAT, f"rmbg: {error}", "")
             return Gst.FlowReturn.ERROR
@@ -177,7 +178,12 @@ class RmbgFilter(Gst.Element, WorkerMixin, QosMixin, LatencyMixin):
         or their frames cannot fit in memory (an element error says so)."""
         caps = event.parse_caps()
         info = GstVideo.VideoInfo.new_from_caps(caps)
-        if info is None or info.finfo.name not in RGB_ORDER:
+        if info is None or info.finfo.name not in SINK_FORMATS:
+            return None
+        try:
+            colour = yuv_colour(info, str(self._remover.backend.device) if self._remover is not None else "cpu")
+        except UnsupportedColour as error:
+            self._error(Gst.stream_error_quark(), Gst.StreamError.FORMAT, f"rmbg: {error}", "")
             return None
         if self._remover is not None and self._quality is not None:
             try:  # frames too large for memory: refused at negotiation, before any is read
@@ -186,7 +192,7 @@ class RmbgFilter(Gst.Element, WorkerMixin, QosMixin, LatencyMixin):
                 self._error(Gst.stream_error_quark(), Gst.StreamError.FORMAT, f"rmbg: {error.worded(PROPERTIES)}",
                             repr(error))
                 return None
-        self._in_info = info
+        self._in_info, self._colour = info, colour
         return Gst.Event.new_caps(derived_caps(caps, self._mode.channels))
 
     # -- queries (and the QoS events, in qos) ------------------------------------------------------

@@ -6,11 +6,15 @@ from dataclasses import dataclass
 
 from gi.repository import Gst, GstVideo
 
-from .caps import RGB_ORDER
+from .caps import RGB_ORDER, YUV_FORMATS
 from .core import IMPORT_ERROR
 
 if IMPORT_ERROR is None:
     import numpy as np
+
+#: GStreamer's colour matrices that YUV input may carry, as rmbg_filter.yuv names them
+_MATRICES = {GstVideo.VideoColorMatrix.BT601: "bt601", GstVideo.VideoColorMatrix.BT709: "bt709",
+             GstVideo.VideoColorMatrix.BT2020: "bt2020"}
 
 
 #: the buffer flags an output buffer does not take from its input: they describe the input's memory
@@ -42,10 +46,11 @@ class Frame:
         return self.late or self.gap
 
 
-def input_frame(buffer: Gst.Buffer, info: GstVideo.VideoInfo, late: bool) -> Frame:
-    """``buffer``'s Frame: its pixels (a GAP buffer's are black: it may carry none), timing, offsets, flags."""
+def input_frame(buffer: Gst.Buffer, info: GstVideo.VideoInfo, colour: Colour | None, late: bool) -> Frame:
+    """``buffer``'s Frame: its pixels (a GAP buffer's are black: it may carry none), timing, offsets, flags;
+    ``colour``: how YUV input becomes RGB (None for RGB input)."""
     gap = buffer.has_flags(Gst.BufferFlags.GAP)
-    pixels = np.zeros((info.height, info.width, 3), np.uint8) if gap else rgb_pixels(buffer, info)
+    pixels = np.zeros((info.height, info.width, 3), np.uint8) if gap else rgb_pixels(buffer, info, colour)
     return Frame(pixels, buffer.pts, buffer.dts, buffer.duration, buffer.offset, buffer.offset_end,
                  int(buffer.get_flags()) & ~int(_NOT_CARRIED), late and not gap)
 
@@ -54,19 +59,70 @@ class ShortBuffer(ValueError):
     """A buffer holds fewer bytes than a frame of its caps; the message is one line for the bus."""
 
 
-def rgb_pixels(buffer: Gst.Buffer, info: GstVideo.VideoInfo) -> np.ndarray:
-    """The buffer's picture as (H,W,3) uint8 RGB, honouring the row stride of ``info``, its negotiated caps
-    (one of the formats of ``RGB_ORDER``); ShortBuffer when it holds less than a frame."""
-    channels = info.finfo.pixel_stride[0]
-    order = list(RGB_ORDER[info.finfo.name])
-    needed = info.offset[0] + info.stride[0] * info.height
+class UnsupportedColour(ValueError):
+    """YUV caps whose colour matrix the conversion does not know; the message is one line for the bus."""
+
+
+@dataclass(frozen=True)
+class Colour:
+    """How YUV input becomes RGB: the matrix (a key of ``rmbg_filter.yuv.MATRICES``), the range, the device."""
+
+    matrix: str
+    full_range: bool
+    device: str
+
+
+def yuv_colour(info: GstVideo.VideoInfo, device: str) -> Colour | None:
+    """The Colour of ``info``'s caps (None for RGB caps); UnsupportedColour for a matrix other than BT.601, BT.709
+    or BT.2020. Caps without colorimetry have GStreamer's default for their size, as ``videoconvert`` reads them."""
+    if info.finfo.name not in YUV_FORMATS:
+        return None
+    colorimetry = info.colorimetry
+    if colorimetry.matrix not in _MATRICES:
+        raise UnsupportedColour(f"YUV input with the colour matrix {colorimetry.matrix.value_nick} is not taken (only "
+                                "BT.601, BT.709, BT.2020); put videoconvert before rmbg")
+    full_range = colorimetry.range == getattr(GstVideo.VideoColorRange, "0_255")  # a name Python cannot spell
+    return Colour(_MATRICES[colorimetry.matrix], full_range, device)
+
+
+def rgb_pixels(buffer: Gst.Buffer, info: GstVideo.VideoInfo, colour: Colour | None = None) -> np.ndarray:
+    """The buffer's picture as (H,W,3) uint8 RGB, honouring the planes' offsets and row strides of ``info``, its
+    negotiated caps: one of the formats of ``RGB_ORDER``, or of ``YUV_FORMATS`` converted as ``colour`` says;
+    ShortBuffer when it holds less than a frame."""
+    yuv = info.finfo.name in YUV_FORMATS
+    needed = info.size if yuv else info.offset[0] + info.stride[0] * info.height
     if buffer.get_size() < needed:
         raise ShortBuffer(f"a buffer of {buffer.get_size()} bytes is smaller than a {info.width}x{info.height} "
                           f"{info.finfo.name} frame of its caps ({needed} bytes); check the element before rmbg")
     with buffer.map(Gst.MapFlags.READ) as mapped:
-        rows = np.frombuffer(mapped.data, np.uint8, count=info.stride[0] * info.height, offset=info.offset[0])
+        data = np.frombuffer(mapped.data, np.uint8)
+        if yuv:
+            return _yuv_to_rgb(data, info, colour)
+        channels = info.finfo.pixel_stride[0]
+        rows = data[info.offset[0]:info.offset[0] + info.stride[0] * info.height]
         pixels = rows.reshape(info.height, info.stride[0])[:, :info.width * channels]
-        return pixels.reshape(info.height, info.width, channels)[:, :, order]  # fancy indexing copies
+        return pixels.reshape(info.height, info.width, channels)[:, :, list(RGB_ORDER[info.finfo.name])]  # a copy
+
+
+def _plane(data: np.ndarray, info: GstVideo.VideoInfo, index: int, rows: int, width: int) -> np.ndarray:
+    """Plane ``index`` of a mapped frame: (rows, width) uint8, a view."""
+    start = info.offset[index]
+    return data[start:start + info.stride[index] * rows].reshape(rows, info.stride[index])[:, :width]
+
+
+def _yuv_to_rgb(data: np.ndarray, info: GstVideo.VideoInfo, colour: Colour) -> np.ndarray:
+    """An I420 or NV12 frame's planes converted to (H,W,3) uint8 RGB on ``colour.device``."""
+    from rmbg_filter.yuv import yuv420_to_rgb
+
+    height, width = info.height, info.width
+    chroma_rows, chroma_width = (height + 1) // 2, (width + 1) // 2
+    luma = _plane(data, info, 0, height, width)
+    if info.finfo.name == "NV12":
+        both = _plane(data, info, 1, chroma_rows, 2 * chroma_width)
+        cb, cr = both[:, 0::2], both[:, 1::2]
+    else:
+        cb, cr = _plane(data, info, 1, chroma_rows, chroma_width), _plane(data, info, 2, chroma_rows, chroma_width)
+    return yuv420_to_rgb(luma, cb, cr, colour.matrix, colour.full_range, colour.device)
 
 
 def output_buffer(frame: Frame, picture: np.ndarray, stride: int) -> Gst.Buffer:
@@ -82,4 +138,5 @@ def output_buffer(frame: Frame, picture: np.ndarray, stride: int) -> Gst.Buffer:
     return buffer
 
 
-__all__ = ["Frame", "ShortBuffer", "input_frame", "output_buffer", "rgb_pixels"]
+__all__ = ["Colour", "Frame", "ShortBuffer", "UnsupportedColour", "input_frame", "output_buffer", "rgb_pixels",
+           "yuv_colour"]
