@@ -70,7 +70,8 @@ def make_folder(path: Path, checkpoints: dict[str, Path], isnet_medium: Path) ->
     (models / "isnet-medium.onnx").symlink_to(isnet_medium)
     vs_bin = Path(os.environ.get("RMBG_VS_PYTHON", ROOT / ".venv-vs" / "bin" / "python")).parent
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}:{vs_bin}",
-           "VIRTUAL_ENV": sys.prefix, "RMBG_MODEL": str(checkpoints["pth"]), "HF_HUB_OFFLINE": "1", "HOME": str(path / "home")}
+           "VIRTUAL_ENV": sys.prefix, "RMBG_MODEL": str(checkpoints["pth"]), "HF_HUB_OFFLINE": "1",
+           "HOME": str(path / "home")}
     return DocFolder(path, env)
 
 
