@@ -110,6 +110,20 @@ def flicker(remover, matter, out: Path) -> str:
             f"{means[0][1]:.2f} -> {means[RADIUS][1]:.2f} levels (temporal_radius 0 -> {RADIUS})")
 
 
+def save_crops(panels: list[tuple[str, np.ndarray]], title: str, path: Path) -> None:
+    """One row of crops, each (H,W) gray or (H,W,3) RGB uint8 under its title, shown pixel for pixel."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, len(panels), figsize=(3 * len(panels), 3.4), dpi=110)
+    for axis, (name, picture) in zip(axes, panels, strict=True):
+        axis.imshow(picture, cmap="gray", vmin=0, vmax=255, interpolation="nearest")  # the map: gray crops only
+        axis.set_title(name, fontsize=9)
+        axis.set_axis_off()
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout(rect=(0, 0, 1, 0.9))
+    figure.savefig(path)
+    plt.close(figure)
+
+
 def _edge_window(truth: np.ndarray, size: int) -> tuple[slice, slice]:
     """A ``size`` square of ``truth`` (H,W) centred on an edge pixel near the frame's middle row."""
     edges = np.argwhere(clips.edge_band(truth, 1))
@@ -125,25 +139,16 @@ def edge_crops(remover, matter, out: Path) -> str:
     truth = sharp.truths[0]
     band = clips.edge_band(truth, band_radius(truth))
     window = _edge_window(truth, 160)
-    panels = [("the 4K frame", sharp.frames[0][window], None), ("truth", truth[window], None)]
+    panels = [("the 4K frame", sharp.frames[0][window]), ("truth", truth[window])]
     notes = []
     for refine in ("none", "guided"):
         alpha = remover(sharp.frames[0], QualityOptions(refine=refine))
         error = float(np.abs(levels(alpha) - truth)[band].mean())
         name = "bilinear (refine=none)" if refine == "none" else "guided (refine=guided)"
-        panels.append((f"{name}\nedge MAE {error:.2f}", alpha[window], error))
+        panels.append((f"{name}\nedge MAE {error:.2f}", alpha[window]))
         notes.append(f"{refine} {error:.2f}")
-    plt = _pyplot()
-    figure, axes = plt.subplots(1, len(panels), figsize=(3 * len(panels), 3.4), dpi=110)
-    for axis, (title, picture, _) in zip(axes, panels, strict=True):
-        axis.imshow(picture, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-        axis.set_title(title, fontsize=9)
-        axis.set_axis_off()
-    figure.suptitle("160x160 crops of a 3840x2160 frame at the subject's edge (edge MAE over the whole frame's "
-                    "edge band, levels of 255)", fontsize=9)
-    figure.tight_layout(rect=(0, 0, 1, 0.9))
-    figure.savefig(out / "edge_crops.png")
-    plt.close(figure)
+    save_crops(panels, "160x160 crops of a 3840x2160 frame at the subject's edge (edge MAE over the whole frame's "
+                       "edge band, levels of 255)", out / "edge_crops.png")
     return "edge_crops.png: 2160p edge-band MAE " + ", ".join(notes)
 
 
@@ -154,7 +159,8 @@ def spill_crops(remover, matter, out: Path) -> str:
     alpha = remover(frame)
     window = _edge_window(truth, 120)
     wanted = clips.laid(green.subjects[0], truth.astype(np.float32) / 255.0, background)
-    panels = [("shot on green", frame[window]), ("the truth over the new background", levels(wanted)[window])]
+    panels = [("shot on green", frame[window]),
+              ("the truth over the new background", np.clip(levels(wanted)[window], 0, 255).astype(np.uint8))]
     notes = []
     for decontaminate in (False, True):
         laid = composite(frame, alpha, parse_output("image:new"), background, decontaminate=decontaminate)
@@ -162,17 +168,8 @@ def spill_crops(remover, matter, out: Path) -> str:
         name = "decontaminate=True" if decontaminate else "decontaminate=False"
         panels.append((f"{name}\ncolour error {error:.2f}", laid[window]))
         notes.append(f"{decontaminate}: {error:.2f}")
-    plt = _pyplot()
-    figure, axes = plt.subplots(1, len(panels), figsize=(3 * len(panels), 3.4), dpi=110)
-    for axis, (title, picture) in zip(axes, panels, strict=True):
-        axis.imshow(np.clip(picture, 0, 255).astype(np.uint8), interpolation="nearest")
-        axis.set_title(title, fontsize=9)
-        axis.set_axis_off()
-    figure.suptitle("120x120 crops at a soft edge: the cut-out laid over a new background (colour error near "
-                    "the edge, levels of 255)", fontsize=9)
-    figure.tight_layout(rect=(0, 0, 1, 0.9))
-    figure.savefig(out / "spill_crops.png")
-    plt.close(figure)
+    save_crops(panels, "120x120 crops at a soft edge: the cut-out laid over a new background (colour error near "
+                       "the edge, levels of 255)", out / "spill_crops.png")
     return "spill_crops.png: colour error near the edge, decontaminate " + ", ".join(notes)
 
 

@@ -2,14 +2,15 @@
 
 What runs, per fenced block of README.md and docs/**/*.md:
 
-- ```` ```sh ````: one example; bash runs the page's ```` ```sh setup ```` blocks from the repository root (as a
-  user does after ``make setup``), then the block with ``set -e -o pipefail``, in a fresh folder (the
+- ```` ```sh ````: one example; bash runs the page's ```` ```sh title="setup ..." ```` blocks from the repository
+  root (as a user does after ``make setup``), then the block with ``set -e -o pipefail``, in a fresh folder (the
   ``doc_folder`` fixture: ``input.mp4``, ``photo.jpg``, ``beach.jpg``, an empty ``frames/``, the page's named
   files, RMBG-1.4 at ``~/models/RMBG-1.4`` and IS-Net at ``~/models/isnet-medium.onnx``). It must end with status 0
   and leave at least one new file there.
 - ```` ```python ````: one example, run by this Python in such a folder, status 0.
-- ```` ```LANG NAME.EXT ```` (e.g. ```` ```python cutout.vpy ````): a named file, written into every example's
-  folder of that page; ```` ```text ```` and other blocks are not run.
+- ```` ```LANG title="NAME.EXT" ```` (e.g. ```` ```python title="cutout.vpy" ````, which MkDocs Material shows under
+  its file name): a named file, written into every example's folder of that page; ```` ```text ```` and other
+  blocks are not run.
 - ``<!-- skip: next "why" -->`` before a block (Sybil's skip directive) leaves it out, e.g. ``make test`` itself;
   ``<!-- skip: next if(not cuda, reason="needs a CUDA GPU") -->`` runs it where a CUDA GPU is (``cuda`` is in
   every page's namespace).
@@ -38,8 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DOC_PATTERNS = ("README.md", "docs/*.md", "docs/*/*.md")
 NOT_DOCS = ("*/README.md",)
 #: a named file's fence: a language, then the file's name
-NAMED = FencedCodeBlockLexer(language=r"\w+ [\w.-]+\.\w+")
-SETUP = FencedCodeBlockLexer(language=r"sh setup")
+NAMED = FencedCodeBlockLexer(language=r'\w+ title="[\w.-]+\.\w+"')
+SETUP = FencedCodeBlockLexer(language=r'sh title="setup[^"]*"')
 #: what an example's folder holds before it runs
 INPUTS = ("input.mp4", "photo.jpg", "beach.jpg", "frames", "home")
 
@@ -89,7 +90,7 @@ def _written(example: Example, folder: DocFolder) -> set[str]:
     """Write the page's named files into ``folder``; their names."""
     names = set()
     for info, source in _page_blocks(example.document, NAMED):
-        name = info.split()[1]
+        name = info.split('"')[1]
         (folder.path / name).write_text(source)
         names.add(name)
     return names

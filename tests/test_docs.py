@@ -33,6 +33,12 @@ def page_text(site: Path, page: str) -> str:
     return re.sub(r"<[^>]+>", "", (site / page / "index.html").read_text())
 
 
+def test_every_fence_renders_as_code(site: Path) -> None:
+    """A fence whose info string MkDocs cannot read comes out as a paragraph of backticks (``sh setup`` did)."""
+    broken = [str(page.relative_to(site)) for page in site.rglob("index.html") if "<p>```" in page.read_text()]
+    assert broken == []
+
+
 def test_the_options_reference_lists_every_option_in_every_spelling(site: Path) -> None:
     text = page_text(site, "reference/cli")
     for spec in all_specs():
