@@ -136,10 +136,10 @@ def doc_examples() -> Sybil:
 
 
 def group_examples(items: list[pytest.Item]) -> None:
-    """Give each page's examples one pytest-xdist group: the page's path, or ``ray`` for a page that runs
-    ``--ray``."""
+    """Give each page's examples one pytest-xdist group: the page's path, or ``ray`` for a page with an example
+    that runs ``--ray`` (a page that only mentions it keeps its own group)."""
     for item in items:
         example = getattr(item, "example", None)
         if example is not None:
-            ray = "--ray" in example.document.text
+            ray = any("--ray" in str(other.parsed) for other in example.document.examples())
             item.add_marker(pytest.mark.xdist_group("ray" if ray else example.document.path))
