@@ -241,8 +241,8 @@ def test_a_frames_unusable_matrix_is_named_with_the_function_frame_and_fix(code:
     done = run_vs(f"""
         import os
         MODEL = os.environ["MODEL"]
-        clip = core.std.BlankClip(format=vs.YUV420P8, width=64, height=48, length=3)
-        clip = core.std.SetFrameProps(clip, _Matrix={code})
+        clip = core.std.BlankClip(format=vs.YUV420P8, width=64, height=48, length=1)  # one frame: vspipe asks
+        clip = core.std.SetFrameProps(clip, _Matrix={code})                           # for several at once
         vsrmbg.mask(clip, model=MODEL, model_size=64).set_output()
     """, tmp_path, checkpoints["safetensors"], vspipe=True)
     assert done.returncode != 0
