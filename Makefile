@@ -94,7 +94,7 @@ $(VENV)/.installed-bench: $(VENV)/.installed
 quality: setup
 	$(PY) scripts/quality.py
 
-# the GStreamer element's QoS on a live source faster than inference, qos=false then true (about 40 s)
+# the GStreamer element on a live source faster than inference (qos=false, then true) and on a file (about 70 s)
 gst-qos: setup
 	GST_PLUGIN_PATH=$(abspath plugins/gstreamer) VIRTUAL_ENV=$(abspath $(VENV)) $(PYTHON_SYSTEM) scripts/gst_qos.py \
 		--model $$($(PY) -c 'import sys; sys.path.insert(0, "scripts"); from real_network import isnet_onnx; print(isnet_onnx("small"))')

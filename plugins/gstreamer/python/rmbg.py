@@ -20,18 +20,22 @@ downstream is asked of upstream, and the source pad offers only the format
 ``output`` makes.
 
 The element is a thread boundary: buffers and serialized events go into a
-bounded queue; a worker runs them through the core's tagged stream (batched
-reading and inference in their own threads) and pushes the results, in order,
-from its own thread. Upstream decoding and downstream encoding thus run
-concurrently with inference. The model loads (torch is imported) when the
-element goes from READY to PAUSED, shared with any other element of the same
-model options, and one batch is timed there for the latency the element
-reports; any failure there fails that change with an element error. Once
-frames flow, every batch the network runs is timed; when one takes longer than
-the latency reported, a latency message asks the pipeline to ask again.
+bounded queue; a runner thread sends the frames through the core's tagged stream
+(batched reading and inference in their own threads), and a pusher thread pushes
+everything downstream in arrival order. Upstream decoding and downstream
+encoding thus run concurrently with inference. The model loads (torch is
+imported) when the element goes from READY to PAUSED, shared with any other
+element of the same model options, and one batch is timed there for the latency
+the element reports; any failure there fails that change with an element error.
+Once frames flow, every batch the network runs is timed; when one takes longer
+than the latency reported, a latency message asks the pipeline to ask again.
 With ``qos`` (the default), frames that downstream's QoS events say would be
-dropped as late get the last alpha instead of a network run; each posts a QoS
-message whose stats count the frames run and reused.
+dropped as late get the last alpha instead of a network run, and so, on a live
+source, does every frame that comes while the network holds a full batch and
+its temporal window: the network runs on the newest frames at its own pace, and
+the latency reported (a batch's time for each frame waited for) covers every
+frame held. Each re-used alpha posts a QoS message whose stats count the frames
+run and reused.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 What the element does is told in the plugin file's docstring (``plugins/gstreamer/python/rmbg.py``).
 Here: the pads and their functions, the start (settings checked, engine loaded), the upstream
 streaming thread's side (buffers to frames for the worker, serialized events after them) and the
-queries. The worker thread (``worker``), QoS (``qos``) and latency (``latency``) are mixins.
+queries. The worker threads (``worker``), QoS (``qos``) and latency (``latency``) are mixins.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class RmbgFilter(Gst.Element, WorkerMixin, QosMixin, LatencyMixin):
         self._quality: QualityOptions | None = None
         self._mode: Any = None
         self._batch_seconds = 0.0
-        self._live = False
+        self._live: bool | None = None  # whether upstream is live; None: not asked yet in this stream
         self._reported = 0  # the latency last answered, ns
         self._in_info: GstVideo.VideoInfo | None = None
         self._colour: Any = None  # how YUV input becomes RGB (frames.Colour), None for RGB input
@@ -73,11 +73,12 @@ class RmbgFilter(Gst.Element, WorkerMixin, QosMixin, LatencyMixin):
         self._background: np.ndarray | None = None  # the worker's: the image: background at that size
         self._segment = Gst.Segment.new()  # the streaming thread's: the segment of the frames that come in
         self._earliest = Gst.CLOCK_TIME_NONE  # from QoS: frames of an earlier running time would be dropped
-        self._to_run = 0  # frames queued for the network and not yet taken by the worker
+        self._to_run = 0  # frames queued for the network whose alphas are not pushed yet
         self._to_run_lock = threading.Lock()
         self._inbox: queue.Queue[Any] = queue.Queue()
         self._slots = threading.Semaphore(QUEUE_DEPTH)  # room in the inbox for frames to run and events
-        self._worker: threading.Thread | None = None
+        self._worker: threading.Thread | None = None  # pushes downstream
+        self._runner: threading.Thread | None = None  # runs the network
         self._flushing = True
         self._flow = Gst.FlowReturn.FLUSHING
 
@@ -93,6 +94,7 @@ class RmbgFilter(Gst.Element, WorkerMixin, QosMixin, LatencyMixin):
         if transition == Gst.StateChange.READY_TO_PAUSED:
             if not self._prepare():
                 return Gst.StateChangeReturn.FAILURE
+            self._live = None
             self._start_worker()
         elif transition == Gst.StateChange.PAUSED_TO_READY:
             self._stop_worker()
@@ -143,6 +145,8 @@ class RmbgFilter(Gst.Element, WorkerMixin, QosMixin, LatencyMixin):
         if self._in_info is None:
             self._error(Gst.core_error_quark(), Gst.CoreError.NEGOTIATION, "rmbg: a buffer came before its caps", "")
             return Gst.FlowReturn.NOT_NEGOTIATED
+        if self._live is None:  # the pipeline asks once its sink has a first buffer: too late for the frames before
+            self._live = self._upstream_live()
         try:
             frame = input_frame(buffer, self._in_info, self._colour, self._is_late(buffer.pts))
         except ShortBuffer as error:  # upstream's fault: one element error, not a traceback

@@ -34,15 +34,24 @@ class LatencyMixin:
         self._remover(frames, per_frame)
         return time.perf_counter() - start
 
+    def _upstream_live(self) -> bool:
+        """Whether upstream is live, by a latency query of our own."""
+        query = Gst.Query.new_latency()
+        return bool(self.sinkpad.peer_query(query) and query.parse_latency()[0])
+
     def _latency(self) -> int:
         """The latency this element adds, in ns: waiting for a full batch and for the R frames after a frame
         that its temporal window needs, then running the batch (the longest measured, at the start and since),
-        with a margin."""
+        with a margin. When the network is slower than the frames come, on a live source with QoS the frames
+        it waits for come at its pace (those between re-use the last alpha): each wait is a batch's time."""
         frame = 0
         if self._in_info is not None and self._in_info.fps_n > 0:
             frame = Gst.SECOND * self._in_info.fps_d // self._in_info.fps_n
+        batch = int(self._batch_seconds * Gst.SECOND)
+        if self._live and self._settings["qos"]:
+            frame = max(frame, batch)
         waited = self._settings["batch_size"] - 1 + self._settings["temporal_radius"]
-        return waited * frame + int(self._batch_seconds * _LATENCY_MARGIN * Gst.SECOND)
+        return waited * frame + int(batch * _LATENCY_MARGIN)
 
     def _measured(self, seconds: float) -> None:
         """Take the seconds a frame's work took (its batch's network run and finishing, then its output

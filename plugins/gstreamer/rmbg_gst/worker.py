@@ -1,19 +1,26 @@
-"""The worker thread: the element's thread boundary between upstream's streaming thread and downstream.
+"""The worker threads: the element's thread boundary between upstream's streaming thread and downstream.
 
-Buffers and serialized events go into a bounded inbox (``QUEUE_DEPTH`` slots); the worker runs the
-frames through the core's tagged stream and pushes results and events downstream, in order, from
-its own thread. A mixin of ``RmbgFilter``: it works on the element's state that
-``RmbgFilter.__init__`` sets (the pads, ``_remover``, ``_quality``, ``_mode``, ``_background``,
-``_pushed_info``, the inbox, slots and worker, ``_flushing``, ``_flow``, and the QoS counts) and on its
-``_error``, ``_post_qos``, ``_count_to_run`` and ``_measured``.
+Buffers and serialized events go into a bounded inbox (``QUEUE_DEPTH`` slots). The runner thread
+numbers them in arrival order and sends the frames that need the network through the core's
+tagged stream; everything else (events, GAP buffers, late frames that re-use the last alpha) goes
+straight to the outbox, as do the network's results. The pusher thread pushes the outbox
+downstream in arrival order: a late frame leaves as soon as the frame before it has, not with
+the next frame the network runs.
+
+A mixin of ``RmbgFilter``: it works on the element's state that ``RmbgFilter.__init__`` sets (the
+pads, ``_remover``, ``_quality``, ``_mode``, ``_background``, ``_pushed_info``, the inbox, slots
+and threads, ``_flushing``, ``_flow``, and the QoS counts) and on its ``_error``, ``_post_qos``,
+``_count_to_run`` and ``_measured``.
 """
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from gi.repository import Gst, GstVideo
@@ -29,11 +36,28 @@ if IMPORT_ERROR is None:
 #: frames to run and events the inbox holds before upstream waits
 QUEUE_DEPTH = 4
 _POLL_SECONDS = 0.1
-_STOP = object()
+_STOP = object()  # inbox: stop now
+_DONE = object()  # outbox: the runner has ended
+
+
+@dataclass(frozen=True)
+class _Ran:
+    """A frame the network ran: its alpha (H,W) uint8 and the seconds its batch took."""
+
+    frame: Frame
+    alpha: np.ndarray
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """The runner's stream failed."""
+
+    error: Exception
 
 
 class WorkerMixin:
-    """Starts, feeds and stops the worker thread that runs the frames and pushes everything downstream."""
+    """Starts, feeds and stops the runner and pusher threads."""
 
     def _start_worker(self) -> None:
         self._inbox = queue.Queue()
@@ -42,12 +66,16 @@ class WorkerMixin:
         self._flow = Gst.FlowReturn.OK
         self._earliest = Gst.CLOCK_TIME_NONE
         self._to_run = 0
-        self._worker = threading.Thread(target=self._work, args=(self._inbox, self._slots), name="rmbg-gst",
+        outbox: queue.Queue[Any] = queue.Queue()
+        self._runner = threading.Thread(target=self._run, args=(self._inbox, self._slots, outbox), name="rmbg-gst",
                                         daemon=True)
+        self._worker = threading.Thread(target=self._push_in_order, args=(outbox,), name="rmbg-gst-push",
+                                        daemon=True)
+        self._runner.start()
         self._worker.start()
 
     def _stop_worker(self) -> None:
-        """Unblock and end the worker; what was queued is dropped."""
+        """Unblock and end both threads; what was queued is dropped."""
         self._flushing = True
         if self._worker is None:
             return
@@ -57,11 +85,12 @@ class WorkerMixin:
             except queue.Empty:
                 break
         self._inbox.put(_STOP)  # the inbox has no bound: this never waits
+        self._runner.join()
         self._worker.join()
-        self._worker = None
+        self._worker = self._runner = None
 
     def _enqueue(self, item: Any, *, counted: bool = True) -> Gst.FlowReturn:
-        """Queue ``item`` for the worker; give up with the worker's flow when it stopped or we flush.
+        """Queue ``item`` for the runner; give up with the pusher's flow when it stopped or we flush.
 
         A ``counted`` item (an event, a frame to run) waits for one of QUEUE_DEPTH slots, so
         upstream waits for the network; a late frame does not, so that a live source is not
@@ -76,78 +105,86 @@ class WorkerMixin:
                 self._inbox.put(item)
                 return Gst.FlowReturn.OK
 
-    def _work(self, inbox: queue.Queue[Any], slots: threading.Semaphore) -> None:
-        """Run ``inbox``'s frames through the engine; push results and events downstream, in order.
+    def _run(self, inbox: queue.Queue[Any], slots: threading.Semaphore, outbox: queue.Queue[Any]) -> None:
+        """Number ``inbox``'s items; run the frames that need the network through the engine; put every item,
+        or its result, in ``outbox`` as ``(number, item)``, then ``_DONE``.
 
-        ``inbox`` and its ``slots`` are this worker's own: after a flush a new worker gets new ones. The
-        engine's tagged stream carries, beside each frame it runs, what came before it: events,
-        and (under QoS) late frames that get the last alpha instead of a network run.
+        ``inbox`` and its ``slots`` are this runner's own: after a flush a new runner gets new ones. A late
+        frame runs anyway when no alpha of its size came before it.
         """
-        waiting: list[Any] = []  # events and skipped frames since the last frame sent to the engine
+        numbers = itertools.count()
         stopped = threading.Event()
 
-        def tagged() -> Iterator[tuple[tuple[list[Any], Frame], np.ndarray]]:
-            nonlocal waiting
-            shape = None
+        def tagged() -> Iterator[tuple[tuple[int, Frame], np.ndarray]]:
+            shape = None  # of the last frame sent to the network
             while True:
                 item = inbox.get()
                 if item is _STOP:
                     stopped.set()
                     return
+                number = next(numbers)
                 if isinstance(item, Gst.Event):
                     slots.release()
-                    waiting.append(item)
+                    outbox.put((number, item))
                     if item.type == Gst.EventType.EOS:
                         return
                     continue
-                if item.gap:  # no picture: it follows the frames before it, with an alpha of 0
-                    waiting.append(item)
+                if item.gap or (item.late and item.pixels.shape == shape):
+                    outbox.put((number, item))
                     continue
-                if not item.late:
+                if item.late:  # nothing to re-use: it runs, and counts as a frame in the network
+                    self._count_to_run(1)
+                else:
                     slots.release()
-                    self._count_to_run(-1)
-                elif item.pixels.shape == shape:
-                    waiting.append(item)
-                    continue
                 shape = item.pixels.shape
-                yield (waiting, item), item.pixels
-                waiting = []
+                yield (number, item), item.pixels
 
         try:
-            counts = [0, 0]  # frames the network ran, frames given the last alpha
-            last_alpha: np.ndarray | None = None  # of the last frame the network ran: late frames reuse it
+            for (number, frame), alpha in self._remover.stream_tagged(tagged(), quality=self._quality):
+                if stopped.is_set():  # a flush or a stop: the frames the window still held are not wanted
+                    break
+                outbox.put((number, _Ran(frame, alpha, self._remover.batch_seconds)))
+        except Exception as error:  # any failure (the engine, a background gone) ends the stream with an error
+            outbox.put((None, _Failed(error)))
+        outbox.put(_DONE)
 
-            def push_before(items: list[Any]) -> bool:
-                """Push queued events, and late frames with the last alpha; False when downstream refused."""
-                for item in items:
-                    if isinstance(item, Gst.Event):
-                        self._push_event(item)
-                        continue
-                    if item.gap:
-                        if not self._push_frame(item, np.zeros(item.pixels.shape[:2], np.uint8)):
-                            return False
-                        continue
+    def _push_in_order(self, outbox: queue.Queue[Any]) -> None:
+        """Push ``outbox``'s items downstream in their numbers' order, until the runner ends, a push is refused
+        or we flush. A late frame gets the alpha of the last frame the network ran before it; a GAP buffer
+        an alpha of 0."""
+        expected = 0
+        early: dict[int, Any] = {}  # items that came out before their turn
+        counts = [0, 0]  # frames the network ran, frames given the last alpha
+        last_alpha: np.ndarray | None = None
+        while (entry := outbox.get()) is not _DONE:
+            number, item = entry
+            if isinstance(item, _Failed):
+                self._error(Gst.stream_error_quark(), Gst.StreamError.FAILED,
+                            f"rmbg: background removal failed: {item.error}", repr(item.error))
+                self._flow = Gst.FlowReturn.ERROR
+                return
+            early[number] = item
+            while expected in early:
+                item = early.pop(expected)
+                expected += 1
+                if self._flushing:
+                    return
+                if isinstance(item, _Ran):
+                    self._count_to_run(-1)  # out of the network: the next frame may go in
+                    counts[0] += 1
+                    last_alpha = item.alpha
+                    pushed = self._push_frame(item.frame, item.alpha, item.seconds)
+                elif isinstance(item, Gst.Event):
+                    self._push_event(item)
+                    pushed = True
+                elif item.gap:
+                    pushed = self._push_frame(item, np.zeros(item.pixels.shape[:2], np.uint8))
+                else:
                     counts[1] += 1
                     self._post_qos(item, *counts)
-                    if not self._push_frame(item, last_alpha):
-                        return False
-                return True
-
-            for (before, frame), alpha in self._remover.stream_tagged(tagged(), quality=self._quality):
-                if stopped.is_set():  # a flush or a stop: the frames the window still held are not wanted
+                    pushed = self._push_frame(item, last_alpha)
+                if not pushed:
                     return
-                if not push_before(before):
-                    return
-                counts[0] += 1
-                last_alpha = alpha
-                if not self._push_frame(frame, alpha, self._remover.batch_seconds):
-                    return
-            if not stopped.is_set():  # the stream ended with EOS: what came after the last frame follows it
-                push_before(waiting)
-        except Exception as error:  # any failure (the engine, a background gone) ends the stream with an error
-            self._error(Gst.stream_error_quark(), Gst.StreamError.FAILED,
-                        f"rmbg: background removal failed: {error}", repr(error))
-            self._flow = Gst.FlowReturn.ERROR
 
     def _push_frame(self, frame: Frame, alpha: np.ndarray, network: float = 0.0) -> bool:
         """Push ``frame``'s output; False (its flow handed upstream) when downstream refused it.
