@@ -1,7 +1,7 @@
 """rmbg-filter: background removal for video with BRIA's RMBG-1.4.
 
 ``load()`` returns a callable engine: uint8 frames in, uint8 alphas out.
-``BriaRMBG`` is the network itself, a drop-in for the Hub's remote-code class.
+``BriaRMBG`` is the network itself as a transformers model, a drop-in for the Hub's remote-code class.
 ``ModelOptions`` and ``QualityOptions`` declare the options every adapter takes.
 
 Names are imported on first use (PEP 562), so ``import rmbg_filter`` and the
@@ -17,13 +17,13 @@ if TYPE_CHECKING:
     from .backend import Backend
     from .engine import BackgroundRemover, load, shared_engine
     from .errors import InputError, ModelLoadError, OptionError
-    from .network import BriaRMBG, RMBGConfig
+    from .hub_network import BriaRMBG, RMBGConfig
     from .options import ModelOptions, QualityOptions
 
 #: public name -> the module that defines it
 _HOMES = {"Backend": "backend", "BackgroundRemover": "engine", "load": "engine", "shared_engine": "engine",
           "InputError": "errors", "ModelLoadError": "errors", "OptionError": "errors",
-          "BriaRMBG": "network", "RMBGConfig": "network", "ModelOptions": "options",
+          "BriaRMBG": "hub_network", "RMBGConfig": "hub_network", "ModelOptions": "options",
           "QualityOptions": "options"}
 
 __all__ = ["Backend", "BackgroundRemover", "BriaRMBG", "InputError", "ModelLoadError", "ModelOptions", "OptionError",

@@ -14,7 +14,7 @@ import torch
 from . import onnx_runtime, openvino_runtime
 from .backend import Backend
 from .compiled import compiled_matte
-from .network import BriaRMBG
+from .network import RMBGNetwork
 from .transforms import network_input
 
 __all__ = ["BatchedMatte"]
@@ -28,7 +28,7 @@ class BatchedMatte:
     ``batch_size`` and, for a compiled graph, the graph.
     """
 
-    def __init__(self, network: BriaRMBG, backend: Backend, *, input_dtype: torch.dtype, model_size: tuple[int, int],
+    def __init__(self, network: RMBGNetwork, backend: Backend, *, input_dtype: torch.dtype, model_size: tuple[int, int],
                  batch_size: int, compile: bool) -> None:
         self.network = network
         self.device = backend.device

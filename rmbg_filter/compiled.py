@@ -15,12 +15,13 @@ from collections.abc import Callable
 
 import torch
 
-from .network import BriaRMBG
+from .network import RMBGNetwork
 
 __all__ = ["compiled_matte"]
 
 
-def compiled_matte(network: BriaRMBG, batch_size: int, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+def compiled_matte(network: RMBGNetwork, batch_size: int,
+                   device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
     """``network.matte`` compiled for (batch_size,3,h,w) inputs.
 
     The returned function takes (N,3,h,w) with N <= batch_size in the network's

@@ -29,7 +29,7 @@ from .batched_matte import BatchedMatte
 from .finishing import finish
 from .frame_stream import FrameStream
 from .loading import load_network
-from .network import BriaRMBG
+from .network import RMBGNetwork
 from .options import ModelOptions, QualityOptions
 from .streaming import prefetch
 from .transfers import DeviceTransfers
@@ -52,7 +52,7 @@ class BackgroundRemover:
 
     def __init__(
         self,
-        network: BriaRMBG,
+        network: RMBGNetwork,
         backend: Backend,
         *,
         model_size: tuple[int, int] = (1024, 1024),
@@ -206,7 +206,7 @@ class BackgroundRemover:
                 yield from zip(tags, alphas, strict=True)
 
 
-def _stem_in_float32(network: BriaRMBG) -> torch.dtype:
+def _stem_in_float32(network: RMBGNetwork) -> torch.dtype:
     """Keep the input and the first convolution in float32 in a bfloat16 network; returns the input dtype.
 
     bfloat16's 8-bit mantissa rounds the normalised pixels themselves (steps of up to 1/256 on

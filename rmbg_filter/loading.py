@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import os
 import re
@@ -23,7 +24,7 @@ from pathlib import Path
 import torch
 
 from .errors import Mention, ModelLoadError, ModelNotFoundError, first_line
-from .network import BriaRMBG, RMBGConfig, meta_network
+from .network import RMBGNetwork, meta_network
 from .options import MODEL_ENV
 
 __all__ = ["DEFAULT_MODEL", "MODEL_ENV", "load_network", "resolve_model"]
@@ -32,6 +33,8 @@ DEFAULT_MODEL = "briaai/RMBG-1.4"
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".bin", ".pt", ".onnx")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.pth")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+#: what RMBG-1.4's config.json says of the network's shape
+_CHANNELS = {"in_ch": 3, "out_ch": 1}
 #: the hint of every "cannot find it" error
 _HOW = ("pass a local directory or weights file with ", Mention("model", "PATH", literal=False), " or RMBG_MODEL=PATH")
 
@@ -71,7 +74,7 @@ def _exists(path: Path) -> bool:
 
 def load_network(
     model: str | os.PathLike[str] | None = None, *, revision: str | None = None
-) -> BriaRMBG:
+) -> RMBGNetwork:
     """Load RMBG-1.4 in float32 on the CPU, in eval mode, every tensor matched by name and shape."""
     source = resolve_model(model)
     if isinstance(source, str):
@@ -112,11 +115,11 @@ def _download(repo_id: str, revision: str | None) -> Path:
     return folder
 
 
-def _from_file(path: Path) -> BriaRMBG:
+def _from_file(path: Path) -> RMBGNetwork:
     """Read one weights file, check it, and load it into a new network strictly."""
     state = _read_state(path)
     _check_tensors(path, {name: tuple(tensor.shape) for name, tensor in state.items()})
-    network = BriaRMBG(RMBGConfig())
+    network = RMBGNetwork()
     network.load_state_dict(state, strict=True)
     return network.eval()
 
@@ -152,30 +155,19 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
-def _from_directory(directory: Path, weights: Path) -> BriaRMBG:
-    """Load a Hub-layout directory (config.json and ``weights``) through transformers, after checking its
-    tensors ourselves."""
-    _check_tensors(weights, _stored_shapes(weights))
+def _from_directory(directory: Path, weights: Path) -> RMBGNetwork:
+    """Load a Hub-layout directory: its ``config.json`` must shape RMBG-1.4 (``in_ch`` 3 and ``out_ch`` 1 where it
+    names them; its other keys, ``auto_map`` included, are not read), then ``weights`` load as one file."""
     try:
-        with _quiet_loggers(bars=False):
-            network = BriaRMBG.from_pretrained(directory, dtype=torch.float32)
-    except Exception as error:  # a corrupt config or weights file surfaces as many types
-        raise ModelLoadError(f"{directory}: not a usable RMBG-1.4 checkpoint ({first_line(error)})") from error
-    return network.eval()
-
-
-def _stored_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
-    """Names and shapes of the tensors in a weights file (a safetensors header is read alone)."""
-    if weights.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        try:
-            with safe_open(weights, framework="pt") as handle:
-                return {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}  # noqa: SIM118
-        except Exception as error:  # a truncated or foreign header
-            raise ModelLoadError(f"{weights}: not a readable weights file ({first_line(error)}); "
-                                 "re-download the RMBG-1.4 checkpoint") from error
-    return {name: tuple(tensor.shape) for name, tensor in _read_state(weights).items()}
+        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:  # unreadable, not UTF-8 or not JSON (both ValueErrors)
+        raise ModelLoadError(f"{directory}: not a usable RMBG-1.4 checkpoint (config.json: {first_line(error)})"
+                             ) from error
+    shape = {key: config.get(key, value) for key, value in _CHANNELS.items()} if isinstance(config, dict) else None
+    if shape != _CHANNELS:
+        raise ModelLoadError(f"{directory}: not an RMBG-1.4 checkpoint: its config.json is not RMBG-1.4's (it has "
+                             f"{shape or type(config).__name__}, RMBG-1.4 has {_CHANNELS})")
+    return _from_file(weights)
 
 
 @functools.cache
@@ -203,23 +195,13 @@ def _check_tensors(source: Path | str, shapes: Mapping[str, tuple[int, ...]]) ->
 
 
 @contextlib.contextmanager
-def _quiet_loggers(*, bars: bool = True) -> Iterator[None]:
-    """Silence the Hub client's retry chatter and transformers' load report; with ``bars=False``
-    its progress bar too (a download keeps its bar). The error we raise says what matters in one line.
-    """
-    from transformers.utils import logging as transformers_logging
-
-    loggers = [logging.getLogger(name) for name in ("huggingface_hub", "transformers")]
-    levels = [logger.level for logger in loggers]
-    bar_was_enabled = transformers_logging.is_progress_bar_enabled()
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    if not bars:
-        transformers_logging.disable_progress_bar()
+def _quiet_loggers() -> Iterator[None]:
+    """Silence the Hub client's retry chatter (a download keeps its progress bar); the error we raise says what
+    matters in one line."""
+    logger = logging.getLogger("huggingface_hub")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
     try:
         yield
     finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
-        if bar_was_enabled and not bars:
-            transformers_logging.enable_progress_bar()
+        logger.setLevel(level)

@@ -4,33 +4,21 @@ Parameter names and shapes match BRIA's published checkpoint exactly, so its
 ``model.safetensors``, ``pytorch_model.bin`` and ``model.pth`` load with
 ``strict=True``. The forward pass returns what the published remote-code class
 returns, so code written for that class keeps working.
+
+``RMBGNetwork`` is the plain torch module the engine runs: loading it
+(``loading.load_network``) imports no transformers, which costs about 2.5 s of
+every start. ``hub_network.BriaRMBG`` is the same network as a transformers
+``PreTrainedModel`` (``from_pretrained``, ``save_pretrained``); both share
+``RMBGLayers``.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import PretrainedConfig, PreTrainedModel
 
-__all__ = ["BriaRMBG", "RMBGConfig", "meta_network"]
-
-
-class RMBGConfig(PretrainedConfig):
-    """The configuration stored in the published ``config.json``.
-
-    ``model_type`` is the (odd) value the published file carries, so that file
-    loads without a type-mismatch warning.
-    """
-
-    model_type = "SegformerForSemanticSegmentation"
-
-    def __init__(self, in_ch: int = 3, out_ch: int = 1, **kwargs: Any) -> None:
-        self.in_ch = in_ch
-        self.out_ch = out_ch
-        super().__init__(**kwargs)
+__all__ = ["RMBGLayers", "RMBGNetwork", "meta_network"]
 
 
 def _upsample_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -115,22 +103,18 @@ class DilatedResidualBlock(nn.Module):
         return hx1d + hxin
 
 
-class BriaRMBG(PreTrainedModel):
-    """RMBG-1.4, a drop-in for the Hub's remote-code ``BriaRMBG`` class.
+class RMBGLayers:
+    """RMBG-1.4's layers and forward pass, for an ``nn.Module`` subclass that calls ``_build`` in its ``__init__``.
 
-    Call it on a normalised float tensor (N, in_ch, H, W) (the seed feeds
+    Call the network on a normalised float tensor (N, in_ch, H, W) (the seed feeds
     ``pixels / 255 - 0.5``). It returns ``(sides, features)``: ``sides`` is a list
     of six sigmoid maps (N, out_ch, H, W) in [0, 1], side 1 being the alpha;
     ``features`` the six decoder feature maps they came from.
     """
 
-    config_class = RMBGConfig
-    base_model_prefix = ""
-    main_input_name = "pixel_values"
-
-    def __init__(self, config: RMBGConfig) -> None:
-        super().__init__(config)
-        self.conv_in = nn.Conv2d(config.in_ch, 64, 3, stride=2, padding=1)
+    def _build(self, in_ch: int, out_ch: int) -> None:
+        """Make the layers, named as in the published checkpoint."""
+        self.conv_in = nn.Conv2d(in_ch, 64, 3, stride=2, padding=1)
         self.stage1 = ResidualUBlock(7, 64, 32, 64)
         self.stage2 = ResidualUBlock(6, 64, 32, 128)
         self.stage3 = ResidualUBlock(5, 128, 64, 256)
@@ -143,9 +127,8 @@ class BriaRMBG(PreTrainedModel):
         self.stage2d = ResidualUBlock(6, 256, 32, 64)
         self.stage1d = ResidualUBlock(7, 128, 16, 64)
         for index, channels in enumerate((64, 64, 128, 256, 512, 512), start=1):
-            setattr(self, f"side{index}", nn.Conv2d(channels, config.out_ch, 3, padding=1))
+            setattr(self, f"side{index}", nn.Conv2d(channels, out_ch, 3, padding=1))
         self.pool = nn.MaxPool2d(2, stride=2, ceil_mode=True)
-        self.post_init()
 
     def _decode(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
         """The six decoder feature maps, finest first (hx1d ... hx5d, hx6)."""
@@ -178,8 +161,16 @@ class BriaRMBG(PreTrainedModel):
         return torch.sigmoid(_upsample_to(self.side1(hx1d), pixel_values))
 
 
-def meta_network() -> BriaRMBG:
+class RMBGNetwork(RMBGLayers, nn.Module):
+    """RMBG-1.4 as a plain torch module (see ``RMBGLayers``): 3 channels in, 1 out, as published."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._build(3, 1)
+
+
+def meta_network() -> RMBGNetwork:
     """A new RMBG-1.4 network on the meta device, in eval mode: every module, tensor name and shape, with no
     memory and no initialisation (for checking weights against it, and for tracing its convolutions' order)."""
     with torch.device("meta"):
-        return BriaRMBG(RMBGConfig()).eval()
+        return RMBGNetwork().eval()

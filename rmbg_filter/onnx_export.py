@@ -18,7 +18,7 @@ import torch
 
 from .errors import Mention, OptionError, system_reason
 from .int8_graph import int8_graph
-from .network import BriaRMBG
+from .network import RMBGNetwork
 
 __all__ = ["cache_folder", "export_matte", "graph_to_run", "padded"]
 
@@ -33,7 +33,7 @@ def cache_folder() -> Path:
 class _Matte(torch.nn.Module):
     """Side 1 alone, for export: (N,3,H,W) float32 -> (N,1,H,W) float32 in [0, 1]."""
 
-    def __init__(self, network: BriaRMBG) -> None:
+    def __init__(self, network: RMBGNetwork) -> None:
         super().__init__()
         self.network = network
 
@@ -41,7 +41,7 @@ class _Matte(torch.nn.Module):
         return self.network.matte(pixel_values)
 
 
-def export_matte(network: BriaRMBG, shape: tuple[int, int, int, int]) -> Path:
+def export_matte(network: RMBGNetwork, shape: tuple[int, int, int, int]) -> Path:
     """``network.matte`` exported to ONNX for inputs of ``shape`` (N,3,H,W) float32 (input ``pixel_values``,
     output ``matte`` (N,1,H,W) in [0, 1]); once per (weights, shape, torch version), later loads reuse the file.
     An OptionError naming ``runtime`` when the cache cannot be written."""
@@ -64,7 +64,7 @@ def export_matte(network: BriaRMBG, shape: tuple[int, int, int, int]) -> Path:
                           "set RMBG_CACHE to a writable folder, or use ", Mention("runtime", "torch")) from error
     return path
 
-def _write(network: BriaRMBG, shape: tuple[int, int, int, int], destination: Path) -> None:
+def _write(network: RMBGNetwork, shape: tuple[int, int, int, int], destination: Path) -> None:
     """Export ``matte`` for inputs of ``shape`` to ``destination`` (plus any data files beside it)."""
     example = torch.zeros(shape)
     # it may talk on stdout, which can be a pipe of frames
@@ -85,7 +85,7 @@ def padded(pixel_values: torch.Tensor, batch_size: int) -> np.ndarray:
     return pixels
 
 
-def graph_to_run(network: BriaRMBG, model_size: tuple[int, int], batch_size: int, *, int8: bool = False) -> Path:
+def graph_to_run(network: RMBGNetwork, model_size: tuple[int, int], batch_size: int, *, int8: bool = False) -> Path:
     """The graph ONNX Runtime or OpenVINO runs for ``network`` (taken as float32) on batches of ``batch_size`` at
     ``model_size``: its export, or with ``int8`` that export quantized (``int8_graph``); both cached."""
     shape = (batch_size, 3, *model_size)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .network import BriaRMBG
+from .network import RMBGNetwork
 from .onnx_export import graph_to_run, padded
 
 __all__ = ["OnnxMatte", "available"]
@@ -27,10 +27,10 @@ def available() -> bool:
 
 
 class OnnxMatte:
-    """``matte()`` of a BriaRMBG, exported to ONNX and run by ONNX Runtime's CPU provider; with ``int8``,
+    """``matte()`` of a RMBGNetwork, exported to ONNX and run by ONNX Runtime's CPU provider; with ``int8``,
     the export quantized to int8 (``int8_graph``)."""
 
-    def __init__(self, network: BriaRMBG, model_size: tuple[int, int], batch_size: int = 1, *,
+    def __init__(self, network: RMBGNetwork, model_size: tuple[int, int], batch_size: int = 1, *,
                  int8: bool = False) -> None:
         import onnxruntime
 

@@ -4,7 +4,7 @@ Such files come from BRIA (``onnx/model.onnx``, ``model_fp16.onnx``,
 ``model_quantized.onnx``), rembg (``isnet-general-use.onnx``) and IMG.LY
 (``@imgly/background-removal-data``). Their exporters fold every batch norm
 into the convolution before it, so the graph holds 119 convolutions and no
-batch norm. Those convolutions, taken in graph order, are BriaRMBG's in the
+batch norm. Those convolutions, taken in graph order, are RMBGNetwork's in the
 order its forward pass runs them (the six side heads, which a quantizer may move up, are put
 last in the order of the outputs they feed); each is checked (weight and bias shape,
 stride, padding, dilation, groups) before its tensors are taken, the batch
@@ -294,7 +294,7 @@ def _check_conv(path: Path, index: int, conv: _Conv, name: str, module: nn.Conv2
 
 @functools.cache
 def _meta_network() -> tuple[dict[str, nn.Module], tuple[str, ...]]:
-    """A BriaRMBG on the meta device (shapes, no data): its modules by name, and the names of its
+    """An RMBGNetwork on the meta device (shapes, no data): its modules by name, and the names of its
     convolutions in the order its forward pass runs them (found once, by hooks on a meta-tensor pass)."""
     network = meta_network()
     order: list[str] = []
@@ -307,7 +307,7 @@ def _meta_network() -> tuple[dict[str, nn.Module], tuple[str, ...]]:
 
 
 def _convolutions_in_forward_order() -> list[tuple[str, nn.Conv2d]]:
-    """(name, module) of BriaRMBG's convolutions, in forward order (for their shapes and geometry)."""
+    """(name, module) of RMBGNetwork's convolutions, in forward order (for their shapes and geometry)."""
     modules, order = _meta_network()
     return [(name, modules[name]) for name in order]
 

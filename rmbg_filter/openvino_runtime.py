@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .errors import Mention, OptionError, first_line
-from .network import BriaRMBG
+from .network import RMBGNetwork
 from .onnx_export import graph_to_run, padded
 
 __all__ = ["OpenVinoMatte", "available"]
@@ -37,10 +37,10 @@ def available() -> bool:
 
 
 class OpenVinoMatte:
-    """``matte()`` of a BriaRMBG, exported to ONNX and compiled by OpenVINO for the CPU in ``precision``
+    """``matte()`` of a RMBGNetwork, exported to ONNX and compiled by OpenVINO for the CPU in ``precision``
     (``float32``, ``bfloat16`` or ``int8``: the export quantized by ``int8_graph``)."""
 
-    def __init__(self, network: BriaRMBG, model_size: tuple[int, int], batch_size: int = 1, *,
+    def __init__(self, network: RMBGNetwork, model_size: tuple[int, int], batch_size: int = 1, *,
                  precision: str = "float32") -> None:
         import openvino
 

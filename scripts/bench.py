@@ -38,7 +38,7 @@ from safetensors.torch import save_file  # noqa: E402
 
 import rmbg_filter  # noqa: E402
 from rmbg_filter.cli.engine_loading import keep_freed_memory  # noqa: E402
-from rmbg_filter.network import BriaRMBG, RMBGConfig  # noqa: E402
+from rmbg_filter.network import RMBGNetwork  # noqa: E402
 
 SIZE = (1024, 1024)
 MODES = ("seed", "onnxruntime-rembg", "exact", "fast", "fast-compiled")
@@ -51,8 +51,8 @@ LABELS = {
 }
 
 
-def seed_network() -> BriaRMBG:
-    network = BriaRMBG(RMBGConfig())
+def seed_network() -> RMBGNetwork:
+    network = RMBGNetwork()
     network.load_state_dict(recipe_state_dict())
     return network.eval()
 

@@ -163,6 +163,10 @@ def test_light_entry_points_load_no_torch(command: list[str]) -> None:
     assert not modules & {"torch", "transformers"}
 
 
-def test_the_engine_loads_torch_when_asked_for() -> None:
-    modules = imported_modules([sys.executable, "-c", "from rmbg_filter import load"])
+def test_the_engine_loads_torch_when_asked_for_and_never_transformers(checkpoints: dict[str, Path]) -> None:
+    """transformers costs about 2.5 s of every start: only ``rmbg_filter.BriaRMBG``, the Hub class's drop-in,
+    imports it; loading a Hub-layout directory does not."""
+    modules = imported_modules([sys.executable, "-c", "import sys; from rmbg_filter import load; "
+                                "load(sys.argv[1], model_size=64, runtime='torch')", str(checkpoints["published"])])
     assert "torch" in modules
+    assert "transformers" not in modules

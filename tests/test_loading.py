@@ -161,3 +161,19 @@ def test_directory_of_model_pth_loads_with_or_without_config(with_config: bool, 
     expected = load_network(checkpoints["pth"]).state_dict()
     for name, tensor in load_network(directory).state_dict().items():
         assert torch.equal(tensor, expected[name]), name
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    ("{not json", r"not a usable RMBG-1.4 checkpoint \(config\.json: Expecting property name"),
+    (json.dumps({**PUBLISHED_CONFIG, "in_ch": 4}),
+     r"not an RMBG-1.4 checkpoint: its config\.json is not RMBG-1\.4's \(it has \{'in_ch': 4, 'out_ch': 1\}"),
+    ("[3, 1]", r"its config\.json is not RMBG-1\.4's \(it has list, RMBG-1\.4 has \{'in_ch': 3, 'out_ch': 1\}\)"),
+])
+def test_a_hub_directory_whose_config_is_not_rmbg14_is_refused_in_one_line(
+        config: str, message: str, tmp_path: Path, checkpoints: dict[str, Path]) -> None:
+    directory = tmp_path / "repo"
+    shutil.copytree(checkpoints["published"], directory)
+    (directory / "config.json").write_text(config)
+    with pytest.raises(ModelLoadError, match=message) as caught:
+        load_network(directory)
+    assert "\n" not in str(caught.value)

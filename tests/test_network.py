@@ -51,3 +51,23 @@ def test_matte_is_side_one(checkpoints: dict[str, Path], parity: dict[str, np.nd
         sides, _ = network(pixels)
         torch.testing.assert_close(network.matte(pixels), sides[0])
     assert sides[0].shape == (1, 1, 96, 160)
+
+
+def test_the_transformers_class_is_the_same_network_and_loads_the_published_directory(
+    checkpoints: dict[str, Path], parity: dict[str, np.ndarray]
+) -> None:
+    """BriaRMBG (transformers' from_pretrained, the Hub class's drop-in) and the engine's RMBGNetwork (loaded
+    without transformers) hold the same tensors and give the same outputs."""
+    from transformers import PreTrainedModel
+
+    hub = BriaRMBG.from_pretrained(checkpoints["published"]).eval()
+    assert isinstance(hub, PreTrainedModel)
+    ours = load_network(checkpoints["published"])
+    assert type(ours).__name__ == "RMBGNetwork"
+    expected = ours.state_dict()
+    assert list(hub.state_dict()) == list(expected)
+    for name, tensor in hub.state_dict().items():
+        assert torch.equal(tensor, expected[name]), name
+    pixels = torch.from_numpy(parity["input_256"])
+    with torch.inference_mode():
+        torch.testing.assert_close(hub(pixels)[0][0], ours(pixels)[0][0], rtol=0, atol=0)
