@@ -65,13 +65,13 @@ else
 fi
 export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}
 
-step() {  # step NAME SECONDS COMMAND...: run with a limit, log it, note its status in the table
-    local name=$1 limit=$2 status
+step() {  # step NAME SECONDS COMMAND...: run with a limit, log it, note its status and seconds in the table
+    local name=$1 limit=$2 status started=$SECONDS
     shift 2
     timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
     status=$?
-    echo "== $name: status $status"
-    echo "step $name: status $status" >> "$OUT/steps.txt"
+    echo "== $name: status $status ($((SECONDS - started)) s)"
+    echo "step $name: status $status ($((SECONDS - started)) s)" >> "$OUT/steps.txt"
 }
 
 echo "# gpu_check $(date -u +%FT%TZ) ${DRY[*]}" >> "$TABLE"
@@ -97,4 +97,4 @@ step bench 330 $PY scripts/gpu_bench.py --weights "$WEIGHTS" --table "$TABLE" --
 } >> "$TABLE"
 echo
 cat "$TABLE"
-! grep -qv "status 0$" "$OUT/steps.txt"
+! grep -qv "status 0 (" "$OUT/steps.txt"
