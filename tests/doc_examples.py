@@ -4,9 +4,11 @@ What runs, per fenced block of README.md and docs/**/*.md:
 
 - ```` ```sh ````: one example; bash runs the page's ```` ```sh title="setup ..." ```` blocks from the repository
   root (as a user does after ``make setup``), then the block with ``set -e -o pipefail``, in a fresh folder (the
-  ``doc_folder`` fixture: ``input.mp4``, ``photo.jpg``, ``beach.jpg``, an empty ``frames/``, the page's named
-  files, RMBG-1.4 at ``~/models/RMBG-1.4`` and IS-Net at ``~/models/isnet-medium.onnx``). It must end with status 0
-  and leave at least one new file there.
+  ``doc_folder`` fixture: ``input.mp4`` of one frame with audio, ``photo.jpg``, ``beach.jpg``, an empty
+  ``frames/``, the page's named files, RMBG-1.4 at ``~/models/RMBG-1.4`` and IS-Net at
+  ``~/models/isnet-medium.onnx``). It must end with status 0 and leave at least one new file there. A README
+  block that a docs page runs (its lines in one of the page's blocks, the named files it names in the page, all
+  word for word) runs there, once.
 - ```` ```python ````: one example, run by this Python in such a folder, status 0.
 - ```` ```LANG title="NAME.EXT" ```` (e.g. ```` ```python title="cutout.vpy" ````, which MkDocs Material shows under
   its file name): a named file, written into every example's folder of that page; ```` ```text ```` and other
@@ -58,8 +60,9 @@ def make_folder(path: Path, checkpoints: dict[str, Path], isnet_medium: Path) ->
     folder on PATH, VapourSynth's too) with RMBG_MODEL (the deterministic weights) and HOME in ``path`` (so
     ``~/models`` is there)."""
     ffmpeg = "ffmpeg -v error -f lavfi"
-    subprocess.run(f"{ffmpeg} -i testsrc2=size=320x240:rate=25 -f lavfi -i sine=frequency=440 -frames:v 2 "
-                   "-c:v libx264 -pix_fmt yuv420p -c:a aac -shortest input.mp4", shell=True, cwd=path, check=True)
+    # one frame (each costs the network a 1024x1024 run here) and its 40 ms of audio
+    subprocess.run(f"{ffmpeg} -i testsrc2=size=320x240:rate=25 -f lavfi -i sine=frequency=440 -t 0.04 "
+                   "-c:v libx264 -pix_fmt yuv420p -c:a aac input.mp4", shell=True, cwd=path, check=True)
     for picture in ("photo.jpg", "beach.jpg"):
         subprocess.run(f"{ffmpeg} -i testsrc2=size=320x240 -frames:v 1 {picture}", shell=True, cwd=path, check=True)
     (path / "frames").mkdir()
@@ -96,8 +99,25 @@ def _written(example: Example, folder: DocFolder) -> set[str]:
     return names
 
 
+def _run_by_a_page(example: Example) -> bool:
+    """Whether ``example`` is a README block that a docs page runs: a block of the page holds its lines word for
+    word, and the page holds the named files the block names word for word too."""
+    if Path(example.document.path).name != "README.md":
+        return False
+    source = str(example.parsed)
+    named = {(info, body) for info, body in _page_blocks(example.document, NAMED) if info.split('"')[1] in source}
+    for page in sorted((ROOT / "docs").rglob("*.md")):
+        document = Document(page.read_text(), str(page))
+        if named <= set(_page_blocks(document, NAMED)) and any(
+                source in body for _, body in _page_blocks(document, FencedCodeBlockLexer("sh"))):
+            return True
+    return False
+
+
 def run_shell(example: Example) -> str | None:
     """Sybil's evaluator of a ```sh block: None when it passed, else what went wrong."""
+    if _run_by_a_page(example):
+        return None
     folder: DocFolder = example.namespace["doc_folder"]
     named = _written(example, folder)
     setup = "\n".join(source for _, source in _page_blocks(example.document, SETUP))
