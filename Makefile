@@ -21,7 +21,7 @@ PYTHON_VS     ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python
 endif
 VS_PY         := $(VS_VENV)/bin/python
 
-.PHONY: setup test demo docs docs-serve pictures bench quality gst-qos gst-yuv batch-bench fuzz soak lint clean
+.PHONY: setup test demo docs docs-serve pictures bench quality gst-qos gst-yuv gpu-dry batch-bench fuzz soak lint clean
 
 setup: $(VENV)/.installed $(VS_VENV)/.installed-vs
 
@@ -98,6 +98,11 @@ quality: setup
 gst-qos: setup
 	GST_PLUGIN_PATH=$(abspath plugins/gstreamer) VIRTUAL_ENV=$(abspath $(VENV)) $(PYTHON_SYSTEM) scripts/gst_qos.py \
 		--model $$($(PY) -c 'import sys; sys.path.insert(0, "scripts"); from real_network import isnet_onnx; print(isnet_onnx("small"))')
+
+# scripts/gpu_check.sh's whole dry run on the CPU, the compiled configurations too (about 4 minutes on 2 cores;
+# make test runs it without them)
+gpu-dry: setup
+	OUT=$$(mktemp -d) PYTHON=$(abspath $(PY)) bash scripts/gpu_check.sh --dry-run
 
 # I420 straight into the element against videoconvert before it, at 1080p (scripts/gst_yuv.py)
 gst-yuv: setup

@@ -134,9 +134,9 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
             f"{path}: unsupported weights file type {suffix or '(none)'}; expected .safetensors, .pth, .bin or .onnx"
         )
     if suffix == ".onnx":
-        from .onnx_weights import read_onnx_state
+        from .onnx_weights import kept_onnx_state
 
-        return read_onnx_state(path)
+        return kept_onnx_state(path)
     try:
         if suffix == ".safetensors":
             from safetensors.torch import load_file

@@ -11,7 +11,10 @@
 #   scripts/gpu_check.sh --prepare   here, with network: fill .gpu/ (the PyAV wheel for the GPU machine's
 #                                    Python 3.12 and IS-Net small, each xz-compressed: about 54 MB in all)
 #   scripts/gpu_check.sh             on the GPU machine (carry .gpu); about 7 minutes on an H100
-#   scripts/gpu_check.sh --dry-run   every step on the CPU with tiny sizes, to test the script itself
+#   scripts/gpu_check.sh --dry-run   every step on the CPU with tiny sizes, to test the script itself (make gpu-dry)
+#   scripts/gpu_check.sh --dry-run-eager
+#                                    the same without the compiled configurations (minutes of CPU compiling):
+#                                    the slice make test runs
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -44,8 +47,11 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 RMBG_CACHE=$WORK/cache TORCHINDUCTOR_CACHE_DIR=$WORK/inductor
 
-if [ "$MODE" = "--dry-run" ]; then
+if [ "$MODE" = "--dry-run" ] || [ "$MODE" = "--dry-run-eager" ]; then
     DRY=(--dry-run)
+    if [ "$MODE" = "--dry-run-eager" ]; then
+        DRY+=(--configs float16:1:0,float16:4:0,float16:8:0,bfloat16:1:0,bfloat16:4:0,bfloat16:8:0)
+    fi
     # the CPU has no CUDA: the same steps with tiny sizes, on the real network (fetched and cached here)
     WEIGHTS=$($PY scripts/real_network.py medium) || exit 1
     PRECISION=(--device cpu --model-size 64 --modes float16,bfloat16)

@@ -23,21 +23,30 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
-from rmbg_filter import BriaRMBG, ModelLoadError
+from rmbg_filter import ModelLoadError
 from rmbg_filter.loading import load_network
+from rmbg_filter.network import RMBGNetwork
 
 #: what the loader takes for a Hub repo id (such words would go to the network, which a test must not)
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
+class _Files(dict):
+    """Suffix -> a file's bytes, whose repr is short: hypothesis prints a failing case's arguments, and 300 MB of
+    bytes in a report broke pytest-xdist's channel (reports must stay under 2 GB)."""
+
+    def __repr__(self) -> str:
+        return f"<the bytes of {', '.join(self)} files>"
+
+
 @pytest.fixture(scope="module")
 def originals(isnet_small: Path, checkpoints: dict[str, Path]) -> dict[str, bytes]:
     """The bytes of a real ONNX and of the checkpoint's safetensors and pickle files."""
-    return {".onnx": isnet_small.read_bytes(), ".safetensors": checkpoints["safetensors"].read_bytes(),
-            ".pth": checkpoints["pth"].read_bytes()}
+    return _Files({".onnx": isnet_small.read_bytes(), ".safetensors": checkpoints["safetensors"].read_bytes(),
+                   ".pth": checkpoints["pth"].read_bytes()})
 
 
-def load(path: Path | str) -> BriaRMBG | None:
+def load(path: Path | str) -> RMBGNetwork | None:
     """The property: ``load_network(path)`` gives RMBG-1.4, or one line of ModelLoadError (then None), in
     bounded time."""
     with fuzzing.at_most(120):
@@ -46,7 +55,7 @@ def load(path: Path | str) -> BriaRMBG | None:
         except ModelLoadError as error:
             assert "\n" not in str(error) and str(error), repr(error)
             return None
-    assert isinstance(network, BriaRMBG)
+    assert isinstance(network, RMBGNetwork)
     return network
 
 

@@ -191,3 +191,23 @@ def test_reading_a_graph_runs_nothing_from_it(exported: Path, tmp_path: Path) ->
             "print('onnxruntime' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_the_state_read_from_a_graph_is_kept_and_a_damaged_one_read_again(
+        exported: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first load keeps the state in the cache, named by the file's sha256; the next loads read it (and give
+    the same tensors); a kept state cut short is read from the graph again and kept anew."""
+    monkeypatch.setenv("RMBG_CACHE", str(tmp_path / "cache"))
+    first = load_network(exported).state_dict()
+    kept = list((tmp_path / "cache" / "onnx-weights").iterdir())
+    assert [path.suffix for path in kept] == [".safetensors"]
+    stamp = kept[0].stat().st_mtime_ns
+    again = load_network(exported).state_dict()
+    assert kept[0].stat().st_mtime_ns == stamp  # read, not written again
+    for name, tensor in first.items():
+        assert torch.equal(tensor, again[name]), name
+    kept[0].write_bytes(kept[0].read_bytes()[:1000])
+    repaired = load_network(exported).state_dict()
+    assert kept[0].stat().st_size > 1000
+    for name, tensor in first.items():
+        assert torch.equal(tensor, repaired[name]), name
