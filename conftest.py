@@ -34,6 +34,9 @@ _OWN_CACHE = "RMBG_TEST_CACHE" not in os.environ
 if _OWN_CACHE:
     os.environ["RMBG_TEST_CACHE"] = tempfile.mkdtemp(prefix="rmbg-test-cache-")
 os.environ["RMBG_CACHE"] = os.environ["RMBG_TEST_CACHE"]
+# torch.compile's kernels too: inductor's on-disk cache is not keyed by ATEN_CPU_CAPABILITY, and kernels compiled
+# natively, then loaded by a run capped to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2), gave alphas of 0
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(os.environ["RMBG_TEST_CACHE"]) / "inductor"))
 
 
 def _share_the_cores() -> None:
