@@ -78,16 +78,12 @@ def kept_onnx_state(path: Path) -> dict[str, torch.Tensor]:
         with contextlib.suppress(Exception):  # damaged or cut short: each reader fails its own way
             return load_file(kept, device="cpu")
     state = read_onnx_state(path)
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError):  # written beside itself and renamed, as the exports are
         kept.parent.mkdir(parents=True, exist_ok=True)
-        handle, partial = tempfile.mkstemp(prefix="partial-", suffix=".safetensors", dir=kept.parent)
-        os.close(handle)
-        try:
-            save_file({name: tensor.contiguous() for name, tensor in state.items()}, partial)
-            os.replace(partial, kept)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(partial)
+        with tempfile.TemporaryDirectory(prefix="partial-", dir=kept.parent) as partial:
+            written = Path(partial) / kept.name
+            save_file({name: tensor.contiguous() for name, tensor in state.items()}, written)
+            os.replace(written, kept)
     return state
 
 
