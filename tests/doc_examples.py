@@ -101,7 +101,7 @@ def _written(example: Example, folder: DocFolder) -> set[str]:
 
 def _run_by_a_page(example: Example) -> bool:
     """Whether ``example`` is a README block that a docs page runs: a block of the page holds its lines word for
-    word, and the page holds the named files the block names word for word too."""
+    word (whole lines, in order), and the page holds the named files the block names word for word too."""
     if Path(example.document.path).name != "README.md":
         return False
     source = str(example.parsed)
@@ -109,7 +109,7 @@ def _run_by_a_page(example: Example) -> bool:
     for page in sorted((ROOT / "docs").rglob("*.md")):
         document = Document(page.read_text(), str(page))
         if named <= set(_page_blocks(document, NAMED)) and any(
-                source in body for _, body in _page_blocks(document, FencedCodeBlockLexer("sh"))):
+                f"\n{source}" in f"\n{body}" for _, body in _page_blocks(document, FencedCodeBlockLexer("sh"))):
             return True
     return False
 
